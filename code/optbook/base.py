@@ -1,0 +1,163 @@
+"""The two ideas every optimizer in this book is built from.
+
+A *gradient transformation* is a pair of pure functions::
+
+    init(params) -> state
+    update(updates, state, params=None, **extra) -> (updates, state)
+
+``update`` receives the gradients (or the output of the previous
+transformation), returns new updates and a new state, and never mutates its
+inputs. ``chain`` composes transformations left to right, so an optimizer can
+be read off its definition, e.g. AdamW::
+
+    chain(scale_by_adam(b1, b2, eps), add_decayed_weights(wd), scale_by_learning_rate(lr))
+
+``apply_updates`` adds the final updates to the parameters (updates already
+carry the minus sign of descent).
+
+Parameters, gradients and updates are *trees*: a single array (NumPy or torch)
+or a list/tuple of arrays. States are plain dicts, tuples and lists of arrays
+and Python numbers, so that ``torch.optim.Optimizer.state_dict`` can store them
+unchanged (see ``optbook.torch``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Union
+
+import array_api_compat
+
+Tree = Any  # an array, or a list/tuple of arrays
+State = Any
+Schedule = Callable[[int], float]
+ScalarOrSchedule = Union[float, Schedule]
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions; see the module docstring."""
+
+    init: Callable[[Tree], State]
+    update: Callable[..., tuple]
+
+
+# --- trees -----------------------------------------------------------------
+
+def is_leaf(tree: Tree) -> bool:
+    return not isinstance(tree, (list, tuple))
+
+
+def tree_map(fn: Callable, tree: Tree, *rest: Tree) -> Tree:
+    """Apply ``fn`` leaf by leaf to one or more trees of the same structure."""
+    if is_leaf(tree):
+        return fn(tree, *rest)
+    for other in rest:
+        if is_leaf(other) or len(other) != len(tree):
+            raise ValueError(
+                f"tree structures differ: {len(tree)} leaves against "
+                f"{'one array' if is_leaf(other) else len(other)}")
+    return [tree_map(fn, *leaves) for leaves in zip(tree, *rest)]
+
+
+def tree_leaves(tree: Tree) -> list:
+    """The arrays of a tree, in order."""
+    if is_leaf(tree):
+        return [tree]
+    return [leaf for sub in tree for leaf in tree_leaves(sub)]
+
+
+def namespace(x):
+    """The array-API namespace of ``x`` (numpy or torch), for sqrt, sign, ..."""
+    return array_api_compat.array_namespace(x)
+
+
+def zeros_like(tree: Tree) -> Tree:
+    return tree_map(lambda x: x * 0, tree)
+
+
+def global_norm(tree: Tree):
+    """sqrt of the sum of squares of every element of every leaf (a scalar)."""
+    total = sum(float((leaf * leaf).sum()) for leaf in tree_leaves(tree))
+    return total ** 0.5
+
+
+# --- composition -----------------------------------------------------------
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply ``transforms`` one after the other; the state is a tuple of theirs."""
+    for i, t in enumerate(transforms):
+        if not isinstance(t, GradientTransformation):
+            raise TypeError(f"chain: argument {i} is {type(t).__name__}, "
+                            "not a GradientTransformation")
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates, state, params=None, **extra):
+        if len(state) != len(transforms):
+            raise ValueError(f"chain: state has {len(state)} entries for "
+                             f"{len(transforms)} transformations")
+        new_state = []
+        for t, s in zip(transforms, state):
+            updates, s = t.update(updates, s, params, **extra)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Tree, updates: Tree) -> Tree:
+    """``params + updates``, leaf by leaf (a new tree; inputs untouched)."""
+    return tree_map(lambda p, u: p + u, params, updates)
+
+
+def identity() -> GradientTransformation:
+    return GradientTransformation(lambda params: {},
+                                  lambda updates, state, params=None, **extra: (updates, state))
+
+
+# --- learning rates ----------------------------------------------------------
+
+def check_number(name: str, value, *, low=0.0, high=None, low_inclusive=True,
+                 high_inclusive=False) -> None:
+    """Raise ``ValueError: Invalid <name>: <value>`` unless value lies in range.
+
+    The message follows torch.optim's (``Invalid learning rate: -0.1``).
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid {name}: {value!r} (not a number)") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"Invalid {name}: {value}")
+    if low is not None and (v < low or (v == low and not low_inclusive)):
+        raise ValueError(f"Invalid {name}: {value}")
+    if high is not None and (v > high or (v == high and not high_inclusive)):
+        raise ValueError(f"Invalid {name}: {value}")
+
+
+def scale(factor: float) -> GradientTransformation:
+    """Multiply every update by a constant ``factor``."""
+
+    def update(updates, state, params=None, **extra):
+        return tree_map(lambda u: factor * u, updates), state
+
+    return GradientTransformation(lambda params: {}, update)
+
+
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> GradientTransformation:
+    """updates <- -eta_t * updates, with eta_t a number or ``schedule(t)``.
+
+    t counts the calls to ``update`` from 0, so the first step uses
+    ``schedule(0)``, as ``torch.optim.lr_scheduler.LambdaLR`` does.
+    """
+    if not callable(learning_rate):
+        check_number("learning rate", learning_rate)
+
+    def init(params):
+        return {"count": 0}
+
+    def update(updates, state, params=None, **extra):
+        t = state["count"]
+        lr = learning_rate(t) if callable(learning_rate) else learning_rate
+        return tree_map(lambda u: -lr * u, updates), {"count": t + 1}
+
+    return GradientTransformation(init, update)
