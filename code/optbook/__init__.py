@@ -1,3 +1,20 @@
-"""optbook: the optimizers, schedules and tools of *Optimization for Deep Learning*."""
+"""optbook: the optimizers, schedules and tools of *Optimization for Deep Learning*.
+
+Functional core (NumPy arrays or torch tensors)::
+
+    opt = optbook.adamw(learning_rate=1e-3, weight_decay=0.1)
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    params = optbook.apply_updates(params, updates)
+
+``optbook.torch`` wraps the same chains as ``torch.optim`` optimizers.
+"""
+from .adam import scale_by_adam
+from .adaptive import scale_by_adagrad, scale_by_rms
 from .base import (GradientTransformation, apply_updates, chain, global_norm, identity,
                    namespace, scale, scale_by_learning_rate, tree_leaves, tree_map, zeros_like)
+from .checks import ensure_finite
+from .clipping import clip_by_global_norm, clip_grad_norm
+from .momentum import trace
+from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
+from .weight_decay import add_decayed_weights
