@@ -18,3 +18,4 @@ from .clipping import clip_by_global_norm, clip_grad_norm
 from .momentum import trace
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .weight_decay import add_decayed_weights
+from . import schedules

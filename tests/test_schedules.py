@@ -1,0 +1,428 @@
+"""Schedules against torch.optim.lr_scheduler and the article's closed forms (section 6)."""
+import io
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from optbook.base import scale_by_learning_rate
+from optbook.schedules import (as_lambda_lr, constant, cosine_annealing, inverse_sqrt,
+                               join_schedules, linear_decay, linear_warmup, step_decay,
+                               warmup_cosine)
+
+torch.set_num_threads(1)
+lr_scheduler = torch.optim.lr_scheduler
+
+
+def torch_lrs(make_scheduler, base_lr, n_steps):
+    """The lr each of ``n_steps`` real SGD steps uses under a torch scheduler."""
+    param = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = torch.optim.SGD([param], lr=base_lr)
+    scheduler = make_scheduler(optimizer)
+    lrs = []
+    for _ in range(n_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        param.grad = torch.ones_like(param)
+        optimizer.step()
+        scheduler.step()
+    return np.array(lrs)
+
+
+def ours(schedule, n_steps):
+    return np.array([schedule(t) for t in range(n_steps)])
+
+
+# --- torch oracles -----------------------------------------------------------------
+
+@pytest.mark.parametrize("init, gamma, step_size", [(0.1, 0.5, 7), (1.0, 0.9, 1), (0.3, 1.0, 5)])
+def test_step_decay_matches_steplr(init, gamma, step_size):
+    n = 6 * step_size + 3
+    expected = torch_lrs(lambda opt: lr_scheduler.StepLR(opt, step_size, gamma), init, n)
+    np.testing.assert_allclose(ours(step_decay(init, gamma, step_size), n), expected,
+                               rtol=1e-12, atol=0)
+    # and the article's eta_0 * gamma^floor(t/T)
+    np.testing.assert_allclose(ours(step_decay(init, gamma, step_size), n),
+                               [init * gamma ** (t // step_size) for t in range(n)], rtol=1e-14)
+
+
+@pytest.mark.parametrize("peak, total, eta_min", [(0.1, 100, 0.0), (0.1, 7, 0.01), (2.0, 1, 0.5)])
+def test_cosine_annealing_matches_torch_and_closed_form(peak, total, eta_min):
+    n = 2 * total + 1
+    torch_values = torch_lrs(
+        lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=eta_min), peak, n)
+    # torch updates recursively; over two periods it tracks the closed form,
+    # which past T climbs back up (a cosine with period 2T)
+    closed = np.array([eta_min + 0.5 * (peak - eta_min) * (1 + math.cos(math.pi * t / total))
+                       for t in range(n)])
+    np.testing.assert_allclose(torch_values, closed, rtol=0, atol=1e-12)
+    schedule = cosine_annealing(peak, total, eta_min)
+    np.testing.assert_allclose(ours(schedule, total + 1), torch_values[:total + 1],
+                               rtol=0, atol=1e-12)
+    # ours is held at eta_min after T instead of restarting
+    assert ours(schedule, n)[total:].tolist() == [eta_min] * (n - total)
+
+
+@pytest.mark.parametrize("peak, total, end", [(0.1, 10, 0.0), (0.5, 33, 0.05), (1.0, 1, 0.25)])
+def test_linear_decay_matches_linearlr(peak, total, end):
+    n = 2 * total + 2
+    expected = torch_lrs(lambda opt: lr_scheduler.LinearLR(
+        opt, start_factor=1.0, end_factor=end / peak, total_iters=total), peak, n)
+    np.testing.assert_allclose(ours(linear_decay(peak, total, end), n), expected,
+                               rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("peak, total", [(0.1, 10), (3e-4, 57)])
+def test_linear_decay_matches_polynomiallr_and_article(peak, total):
+    n = 2 * total
+    expected = torch_lrs(lambda opt: lr_scheduler.PolynomialLR(opt, total_iters=total, power=1.0),
+                         peak, n)
+    schedule = linear_decay(peak, total)
+    np.testing.assert_allclose(ours(schedule, n), expected, rtol=1e-12, atol=1e-18)
+    article = [peak * (1 - t / total) for t in range(total + 1)]  # eta_max (1 - t/T)
+    np.testing.assert_allclose(ours(schedule, total + 1), article, rtol=1e-14, atol=1e-18)
+
+
+@pytest.mark.parametrize("peak, warmup", [(0.1, 10), (1e-3, 2), (2.0, 37)])
+def test_linear_warmup_article_formula_and_linearlr(peak, warmup):
+    schedule = linear_warmup(peak, warmup)
+    n = 3 * warmup
+    article = [peak * t / warmup if t <= warmup else peak for t in range(n)]
+    np.testing.assert_allclose(ours(schedule, n), article, rtol=1e-14, atol=0)
+    assert schedule(0) == 0.0 and schedule(warmup) == peak
+    # LinearLR cannot start at 0 (start_factor > 0); the usual torch warmup
+    # LinearLR(1/T, total_iters=T-1) is ours one step ahead.
+    torch_values = torch_lrs(lambda opt: lr_scheduler.LinearLR(
+        opt, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1), peak, n)
+    np.testing.assert_allclose([schedule(t + 1) for t in range(n)], torch_values,
+                               rtol=1e-12, atol=0)
+
+
+def test_linear_warmup_of_zero_steps_is_constant():
+    assert ours(linear_warmup(0.2, 0), 5).tolist() == [0.2] * 5
+
+
+@pytest.mark.parametrize("peak, warmup, total, eta_min",
+                         [(1e-3, 20, 100, None), (0.1, 5, 12, 0.0), (0.5, 1, 40, 0.2)])
+def test_warmup_cosine_closed_form_and_sequentiallr(peak, warmup, total, eta_min):
+    schedule = warmup_cosine(peak, warmup, total, eta_min)
+    floor = 0.1 * peak if eta_min is None else eta_min  # article 6.4: eta_min = 0.1 eta_max
+    n = total + 10
+
+    def article(t):
+        if t <= warmup:
+            return peak * t / warmup
+        if t <= total:
+            return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * (t - warmup)
+                                                                  / (total - warmup)))
+        return floor
+
+    np.testing.assert_allclose(ours(schedule, n), [article(t) for t in range(n)],
+                               rtol=1e-13, atol=1e-18)
+    assert schedule(0) == 0.0 and schedule(warmup) == peak and schedule(total) == floor
+
+    # torch: SequentialLR(LinearLR warmup, CosineAnnealingLR). Its warmup cannot
+    # start at 0, so it is ours shifted by one step; from the milestone on the
+    # two agree exactly.
+    def make(opt):
+        warm = lr_scheduler.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0,
+                                     total_iters=max(warmup - 1, 1))
+        decay = lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=floor)
+        return lr_scheduler.SequentialLR(opt, [warm, decay], milestones=[warmup])
+
+    torch_values = torch_lrs(make, peak, total + 1)
+    np.testing.assert_allclose(ours(schedule, total + 1)[warmup:], torch_values[warmup:],
+                               rtol=0, atol=1e-12 * peak)
+    if warmup > 1:
+        np.testing.assert_allclose([schedule(t + 1) for t in range(warmup)],
+                                   torch_values[:warmup], rtol=1e-12)
+
+
+def test_warmup_cosine_without_warmup_is_cosine_annealing():
+    np.testing.assert_allclose(ours(warmup_cosine(0.3, 0, 50, 0.01), 60),
+                               ours(cosine_annealing(0.3, 50, 0.01), 60), rtol=0, atol=1e-16)
+
+
+def test_join_schedules_matches_sequentiallr():
+    peak = 0.2
+
+    def make(opt):
+        return lr_scheduler.SequentialLR(opt, [
+            lr_scheduler.StepLR(opt, step_size=4, gamma=0.5),
+            lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.01),
+            lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.25, total_iters=6),
+        ], milestones=[12, 22])
+
+    n = 35
+    expected = torch_lrs(make, peak, n)
+    joined = join_schedules([step_decay(peak, 0.5, 4), cosine_annealing(peak, 10, 0.01),
+                             linear_decay(peak, 6, end=0.25 * peak)], [12, 22])
+    np.testing.assert_allclose(ours(joined, n), expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(joined(np.arange(n)), expected, rtol=1e-12, atol=0)
+
+
+def test_join_schedules_steps_are_relative_to_boundaries():
+    first, second = linear_warmup(1.0, 4), cosine_annealing(1.0, 8)
+    joined = join_schedules([first, second], [4])
+    assert [joined(t) for t in range(4)] == [first(t) for t in range(4)]
+    assert [joined(t) for t in range(4, 20)] == [second(t - 4) for t in range(4, 20)]
+
+
+# --- inverse square root: article and Vaswani et al. (2017) ------------------------
+
+def test_inverse_sqrt_is_the_transformer_schedule():
+    d_model, warmup = 512, 4000
+    schedule = inverse_sqrt(d_model ** -0.5 * warmup ** -0.5, warmup)
+    steps = np.unique(np.r_[np.arange(1, 40_001, 7), warmup - 1, warmup, warmup + 1])
+    vaswani = [d_model ** -0.5 * min(s ** -0.5, s * warmup ** -1.5) for s in steps]
+    np.testing.assert_allclose(schedule(steps), vaswani, rtol=1e-12, atol=0)
+    assert schedule(0) == 0.0  # step_num = 0: min(inf, 0) = 0
+
+
+@pytest.mark.parametrize("peak, warmup", [(1e-3, 100), (0.5, 1)])
+def test_inverse_sqrt_is_the_article_decay_after_warmup(peak, warmup):
+    schedule = inverse_sqrt(peak, warmup)
+    eta_0 = peak * math.sqrt(warmup)  # article: eta_t = eta_0 / sqrt(t)
+    after = np.arange(warmup, 50 * warmup + 1, max(warmup // 10, 1))
+    np.testing.assert_allclose(schedule(after), eta_0 / np.sqrt(after), rtol=1e-13)
+    before = np.arange(0, warmup + 1)
+    np.testing.assert_allclose(schedule(before), peak * before / warmup, rtol=1e-14, atol=0)
+    assert schedule(warmup) == pytest.approx(peak, rel=1e-15)
+
+
+# --- the torch converter -----------------------------------------------------------
+
+CONVERTED = {
+    "warmup_cosine": warmup_cosine(0.1, 10, 50),
+    "step_decay": step_decay(0.05, 0.7, 6),
+    "inverse_sqrt": inverse_sqrt(0.02, 8),
+    "joined": join_schedules([linear_warmup(0.1, 5), linear_decay(0.1, 30, 0.001)], [5]),
+}
+
+
+def run_sgd(schedule, n_steps=50, lrs=(0.5,), set_initial_lr=None):
+    """Train float64 scalars with constant gradient 1 under as_lambda_lr.
+
+    Returns, per group, the lr read from the group before each step and the
+    step actually taken (p_t - p_{t+1}, i.e. lr times the gradient 1).
+    """
+    params = [torch.nn.Parameter(torch.zeros((), dtype=torch.float64)) for _ in lrs]
+    optimizer = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)])
+    if set_initial_lr is not None:
+        for group in optimizer.param_groups:
+            group["initial_lr"] = set_initial_lr
+    scheduler = as_lambda_lr(optimizer, schedule)
+    assert isinstance(scheduler, lr_scheduler.LambdaLR)
+    read, taken = [[] for _ in lrs], [[] for _ in lrs]
+    for _ in range(n_steps):
+        before = [p.item() for p in params]
+        for i, group in enumerate(optimizer.param_groups):
+            read[i].append(group["lr"])
+        for p in params:
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+        scheduler.step()
+        for i, p in enumerate(params):
+            taken[i].append(before[i] - p.item())
+    return np.array(read), np.array(taken)
+
+
+@pytest.mark.parametrize("name", list(CONVERTED))
+def test_as_lambda_lr_runs_sgd_at_schedule_rate(name):
+    schedule = CONVERTED[name]
+    read, taken = run_sgd(schedule)
+    expected = ours(schedule, 50)
+    np.testing.assert_allclose(read[0], expected, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(taken[0], expected, rtol=1e-11, atol=1e-15)
+
+
+def test_as_lambda_lr_uses_existing_initial_lr():
+    # torch keeps a group's existing initial_lr (setdefault); the factor must divide by it
+    schedule = CONVERTED["warmup_cosine"]
+    read, _ = run_sgd(schedule, n_steps=20, lrs=(0.5,), set_initial_lr=0.03)
+    np.testing.assert_allclose(read[0], ours(schedule, 20), rtol=1e-15, atol=0)
+
+
+def test_as_lambda_lr_groups_with_one_lr_follow_one_schedule():
+    schedule = CONVERTED["step_decay"]
+    read, taken = run_sgd(schedule, n_steps=30, lrs=(0.4, 0.4))
+    for i in range(2):
+        np.testing.assert_allclose(read[i], ours(schedule, 30), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(taken[i], ours(schedule, 30), rtol=1e-11, atol=1e-15)
+
+
+def test_as_lambda_lr_one_schedule_per_group():
+    schedules = [CONVERTED["step_decay"], CONVERTED["inverse_sqrt"]]
+    read, taken = run_sgd(schedules, n_steps=30, lrs=(0.4, 2.0))
+    for i, schedule in enumerate(schedules):
+        np.testing.assert_allclose(read[i], ours(schedule, 30), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(taken[i], ours(schedule, 30), rtol=1e-11, atol=1e-15)
+
+
+def test_as_lambda_lr_resumes_from_state_dict():
+    schedule = CONVERTED["warmup_cosine"]
+    param = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    optimizer = torch.optim.SGD([param], lr=0.5)
+    scheduler = as_lambda_lr(optimizer, schedule)
+    for _ in range(20):
+        param.grad = torch.ones_like(param)
+        optimizer.step()
+        scheduler.step()
+    buffer = io.BytesIO()  # the lambdas are plain functions: the state pickles
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+
+    # resume with a different constructor lr: restored base_lrs must be honoured
+    param2 = torch.nn.Parameter(param.detach().clone())
+    optimizer2 = torch.optim.SGD([param2], lr=0.9)
+    scheduler2 = as_lambda_lr(optimizer2, schedule)
+    optimizer2.load_state_dict(saved["optimizer"])
+    scheduler2.load_state_dict(saved["scheduler"])
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer2.param_groups[0]["lr"])
+        param2.grad = torch.ones_like(param2)
+        optimizer2.step()
+        scheduler2.step()
+    np.testing.assert_allclose(lrs, [schedule(t) for t in range(20, 30)], rtol=1e-15, atol=0)
+
+
+def sgd(*lrs):
+    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr}
+                            for lr in lrs])
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: as_lambda_lr(sgd(0.1, 0.2), constant(0.1)), "schedule"),     # ambiguous
+    (lambda: as_lambda_lr(sgd(0.1, 0.1), [constant(0.1)]), "schedule"),   # wrong length
+    (lambda: as_lambda_lr(sgd(0.1), 0.1), "schedule"),                    # not callable
+    (lambda: as_lambda_lr(sgd(0.0), constant(0.1)), "optimizer"),         # lr 0 cannot scale
+    (lambda: as_lambda_lr("sgd", constant(0.1)), "optimizer"),
+])
+def test_as_lambda_lr_rejects(make, name):
+    with pytest.raises(ValueError, match=rf"Invalid {re.escape(name)}:"):
+        make()
+
+
+# --- the functional core --------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_schedule_inside_scale_by_learning_rate(backend):
+    schedule = warmup_cosine(0.1, 3, 12)
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=3), rng.normal(size=(2, 2))]
+    if backend == "torch":
+        grads = [torch.from_numpy(g) for g in grads]
+    transform = scale_by_learning_rate(schedule)
+    state = transform.init(grads)
+    for t in range(15):
+        updates, state = transform.update(grads, state)
+        for u, g in zip(updates, grads):
+            expected = -schedule(t) * np.asarray(g)
+            np.testing.assert_allclose(np.asarray(u), expected, rtol=1e-15, atol=0)
+
+
+# --- steps: ints, NumPy arrays, bad steps ----------------------------------------
+
+ALL = {
+    "constant": constant(0.3),
+    "linear_warmup": linear_warmup(0.1, 7),
+    "step_decay": step_decay(0.1, 0.5, 4),
+    "cosine_annealing": cosine_annealing(0.1, 20, 0.01),
+    "linear_decay": linear_decay(0.1, 20, 0.02),
+    "inverse_sqrt": inverse_sqrt(0.1, 5),
+    "warmup_cosine": warmup_cosine(0.1, 5, 20),
+    "join_schedules": join_schedules([linear_warmup(0.1, 5), cosine_annealing(0.1, 15)], [5]),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_vectorised_steps_match_scalar_steps(name):
+    schedule = ALL[name]
+    steps = np.arange(30).reshape(5, 6)
+    values = schedule(steps)
+    assert isinstance(values, np.ndarray) and values.shape == (5, 6)
+    assert values.dtype == np.float64
+    scalar = [[schedule(int(t)) for t in row] for row in steps]
+    np.testing.assert_array_equal(values, scalar)
+    np.testing.assert_array_equal(schedule(steps.astype(np.uint32)), scalar)
+    assert type(schedule(3)) is float and type(schedule(np.int64(3))) is float
+    assert schedule(np.array([], dtype=np.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize("name", list(ALL))
+@pytest.mark.parametrize("step", [-1, np.array([0, 3, -2]), 1.5, np.array([0.0, 1.0]), "3", True])
+def test_bad_step_raises(name, step):
+    with pytest.raises(ValueError, match="Invalid step:"):
+        ALL[name](step)
+
+
+# --- argument validation ----------------------------------------------------------------
+
+nan, inf = float("nan"), float("inf")
+c = constant(0.1)
+
+INVALID = [
+    (lambda: constant(-0.1), "value"),
+    (lambda: constant(nan), "value"),
+    (lambda: constant("fast"), "value"),
+    (lambda: linear_warmup(-0.1, 10), "peak"),
+    (lambda: linear_warmup(inf, 10), "peak"),
+    (lambda: linear_warmup(0.1, -1), "warmup_steps"),
+    (lambda: linear_warmup(0.1, 2.5), "warmup_steps"),
+    (lambda: step_decay(-1.0, 0.5, 10), "init"),
+    (lambda: step_decay(nan, 0.5, 10), "init"),
+    (lambda: step_decay(0.1, 0.0, 10), "gamma"),
+    (lambda: step_decay(0.1, 1.5, 10), "gamma"),
+    (lambda: step_decay(0.1, -0.5, 10), "gamma"),
+    (lambda: step_decay(0.1, nan, 10), "gamma"),
+    (lambda: step_decay(0.1, 0.5, 0), "step_size"),
+    (lambda: step_decay(0.1, 0.5, 3.0), "step_size"),
+    (lambda: cosine_annealing(nan, 10), "peak"),
+    (lambda: cosine_annealing(0.1, 0), "total_steps"),
+    (lambda: cosine_annealing(0.1, -10), "total_steps"),
+    (lambda: cosine_annealing(0.1, 10, eta_min=0.2), "eta_min"),
+    (lambda: cosine_annealing(0.1, 10, eta_min=-0.01), "eta_min"),
+    (lambda: cosine_annealing(0.1, 10, eta_min=inf), "eta_min"),
+    (lambda: linear_decay(-0.1, 10), "peak"),
+    (lambda: linear_decay(0.1, 0), "total_steps"),
+    (lambda: linear_decay(0.1, 10, end=0.5), "end"),
+    (lambda: linear_decay(0.1, 10, end=nan), "end"),
+    (lambda: inverse_sqrt(-1.0, 10), "peak"),
+    (lambda: inverse_sqrt(0.1, 0), "warmup_steps"),
+    (lambda: inverse_sqrt(0.1, None), "warmup_steps"),
+    (lambda: warmup_cosine(inf, 5, 10), "peak"),
+    (lambda: warmup_cosine(0.1, 20, 10), "warmup_steps"),
+    (lambda: warmup_cosine(0.1, 10, 10), "warmup_steps"),
+    (lambda: warmup_cosine(0.1, -1, 10), "warmup_steps"),
+    (lambda: warmup_cosine(0.1, 5, 0), "total_steps"),
+    (lambda: warmup_cosine(0.1, 5, 10, eta_min=0.2), "eta_min"),
+    (lambda: warmup_cosine(0.1, 5, 10, eta_min=-0.1), "eta_min"),
+    (lambda: join_schedules([], []), "schedules"),
+    (lambda: join_schedules(c, []), "schedules"),
+    (lambda: join_schedules([c, 3], [5]), "schedules[1]"),
+    (lambda: join_schedules([c, c], []), "boundaries"),
+    (lambda: join_schedules([c, c], [5, 6]), "boundaries"),
+    (lambda: join_schedules([c, c], 5), "boundaries"),
+    (lambda: join_schedules([c, c, c], [5, 5]), "boundaries"),
+    (lambda: join_schedules([c, c, c], [6, 5]), "boundaries"),
+    (lambda: join_schedules([c, c], [0]), "boundaries[0]"),
+    (lambda: join_schedules([c, c], [2.5]), "boundaries[0]"),
+]
+
+
+@pytest.mark.parametrize("make, name", INVALID, ids=[f"{i}-{n}" for i, (_, n) in enumerate(INVALID)])
+def test_invalid_argument_raises_naming_it(make, name):
+    with pytest.raises(ValueError, match=rf"Invalid {re.escape(name)}:"):
+        make()
+
+
+def test_valid_edge_arguments_are_accepted():
+    # gamma = 1 (no decay), eta_min = peak (constant), end = peak, zero lr: all legal
+    assert ours(step_decay(0.1, 1.0, 3), 7).tolist() == [0.1] * 7
+    assert ours(cosine_annealing(0.1, 5, eta_min=0.1), 8).tolist() == [0.1] * 8
+    assert ours(linear_decay(0.1, 5, end=0.1), 8).tolist() == [0.1] * 8
+    assert ours(warmup_cosine(0.0, 2, 5), 7).tolist() == [0.0] * 7
+    assert linear_warmup(0.1, np.int64(4))(2) == pytest.approx(0.05, rel=1e-15)
