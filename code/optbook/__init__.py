@@ -19,3 +19,6 @@ from .momentum import trace
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .weight_decay import add_decayed_weights
 from . import schedules
+from . import landscapes
+from .landscapes import trajectory
+from .lr_range_test import LRRangeTestResult, lr_range_test

@@ -1,0 +1,319 @@
+"""Tests for optbook.lr_range_test.
+
+Oracles: the closed-form ramps; an explicit-sum transcription of the
+bias-corrected moving average; and least squares, whose full-batch loss
+(1/N)||Xw - y||^2 has Hessian (2/N) X^T X, so plain gradient descent is stable
+exactly for eta < 2/L with L = 2 * lambda_max(X^T X / N).
+"""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from optbook.lr_range_test import LRRangeTestResult, lr_ramp, lr_range_test, suggest_lr
+
+torch.set_num_threads(1)
+mse = torch.nn.functional.mse_loss
+
+
+def least_squares_data(n=256, d=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(d, d, generator=g, dtype=torch.float64)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64) @ mixing
+    w = torch.randn(d, 1, generator=g, dtype=torch.float64)
+    y = X @ w + 0.1 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    L = 2.0 * torch.linalg.eigvalsh(X.T @ X / n).max().item()
+    return X, y, L
+
+
+def linear_model(d=4, seed=1):
+    torch.manual_seed(seed)
+    return torch.nn.Linear(d, 1, bias=False).double()
+
+
+# --- the ramp --------------------------------------------------------------------
+
+@pytest.mark.parametrize("start, end, n", [(1e-7, 10.0, 100), (1e-3, 1.0, 2), (0.5, 0.7, 13)])
+def test_ramp_closed_forms(start, end, n):
+    i = np.arange(n)
+    np.testing.assert_allclose(lr_ramp(start, end, n, "exp"),
+                               [start * (end / start) ** (k / (n - 1)) for k in i], rtol=1e-13)
+    np.testing.assert_allclose(lr_ramp(start, end, n, "linear"),
+                               [start + (end - start) * k / (n - 1) for k in i], rtol=1e-13)
+    for mode in ("exp", "linear"):
+        ramp = lr_ramp(start, end, n, mode)
+        assert ramp[0] == pytest.approx(start, rel=1e-15)
+        assert ramp[-1] == pytest.approx(end, rel=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["exp", "linear"])
+def test_optimizer_sees_the_ramp_in_every_group(mode):
+    X, y, _ = least_squares_data()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1)).double()
+    optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.5},
+                                 {"params": model[1].parameters()}], lr=0.1)
+    seen = []
+
+    def loss_fn(output, target):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        return mse(output, target)
+
+    result = lr_range_test(model, loss_fn, [(X, y)], optimizer, start_lr=1e-6, end_lr=1e-3,
+                           num_steps=20, mode=mode)
+    assert not result.stopped_early and len(result.lrs) == 20
+    k = np.arange(20)
+    expected = (1e-6 * 1000.0 ** (k / 19) if mode == "exp"
+                else 1e-6 + (1e-3 - 1e-6) * k / 19)
+    np.testing.assert_allclose(np.array(seen), np.stack([expected, expected], axis=1),
+                               rtol=1e-13)
+    np.testing.assert_allclose(result.lrs, expected, rtol=1e-13)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.5, 0.1]
+
+
+# --- divergence on least squares ---------------------------------------------------
+
+@pytest.mark.parametrize("smoothing", [0.98, 0.9, 0.0])
+def test_full_batch_sgd_stops_beyond_two_over_L(smoothing):
+    X, y, L = least_squares_data()
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    result = lr_range_test(model, mse, [(X, y)], optimizer, start_lr=1e-4, end_lr=10.0,
+                           num_steps=100, smoothing=smoothing)
+    assert isinstance(result, LRRangeTestResult)
+    assert result.stopped_early and len(result.lrs) < 100
+    # below 2/L gradient descent on a quadratic cannot increase the loss, so the
+    # stop must come beyond it (the loss at step i reflects the rates before i)
+    assert result.lrs[-1] > 2.0 / L
+    assert result.suggested_lr is not None and result.suggested_lr < 2.0 / L
+    assert result.min_loss_lr / 10 < 2.0 / L
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed)
+    assert np.all(np.isfinite(result.losses)) and np.all(np.isfinite(result.smoothed))
+
+
+def test_minibatch_data_is_cycled_and_suggestion_is_stable():
+    X, y, L = least_squares_data()
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen = []
+
+    def loss_fn(output, target):
+        seen.append(next(k for k, (_, t) in enumerate(batches) if t is target))
+        return mse(output, target)
+
+    result = lr_range_test(model, loss_fn, batches, optimizer, start_lr=1e-4, end_lr=10.0)
+    assert seen == [i % 8 for i in range(len(seen))] and len(seen) > 8
+    assert result.stopped_early
+    assert result.suggested_lr < 2.0 / L
+
+
+def test_smoothed_loss_is_the_bias_corrected_average():
+    X, y, _ = least_squares_data()
+    beta = 0.9
+    model = linear_model()
+    result = lr_range_test(model, mse, [(X[:64], y[:64]), (X[64:], y[64:])],
+                           torch.optim.SGD(model.parameters(), lr=0.1),
+                           start_lr=1e-4, end_lr=1e-2, num_steps=30, smoothing=beta)
+    losses = result.losses
+    assert len(losses) == 30 and np.ptp(losses) > 0
+    # explicit weighted sum, not the recursion: sum_j (1-b) b^(i-j) l_j / (1 - b^(i+1))
+    expected = [sum((1 - beta) * beta ** (i - j) * losses[j] for j in range(i + 1))
+                / (1 - beta ** (i + 1)) for i in range(len(losses))]
+    np.testing.assert_allclose(result.smoothed, expected, rtol=1e-12)
+
+
+class ScriptedLoss(torch.nn.Module):
+    """A model whose 'loss' follows a script: loss_i = script[i] (+ 0 * w)."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        self.script = list(script)
+
+    def forward(self, x):
+        return self.w * 0 + self.script.pop(0)
+
+
+def scripted_loss(output, target):
+    return output.sum()
+
+
+def test_stop_rule_uses_diverge_factor_times_best():
+    script = [5.0, 3.0, 2.0, 7.9, 8.0, 8.1, 1.0]
+    model = ScriptedLoss(script)
+    result = lr_range_test(model, scripted_loss, [(None, None)],
+                           torch.optim.SGD(model.parameters(), lr=0.1),
+                           num_steps=7, smoothing=0.0, diverge_factor=4.0)
+    # 8.1 is the first value above 4 * min(5, 3, 2, 7.9, 8) = 8; it is recorded, then the test stops
+    np.testing.assert_array_equal(result.losses, [5.0, 3.0, 2.0, 7.9, 8.0, 8.1])
+    assert result.stopped_early
+
+
+def test_non_finite_loss_stops_and_is_not_recorded():
+    model = ScriptedLoss([3.0, 2.0, 1.0, math.nan, 0.5])
+    result = lr_range_test(model, scripted_loss, [(None, None)],
+                           torch.optim.SGD(model.parameters(), lr=0.1), num_steps=5)
+    np.testing.assert_array_equal(result.losses, [3.0, 2.0, 1.0])
+    assert result.stopped_early and len(result.lrs) == 3
+
+
+def test_suggest_lr_finds_the_steepest_point():
+    lrs = np.geomspace(1e-6, 1.0, 61)          # ten points per decade, 1e-3 at index 30
+    smoothed = 2.0 - np.tanh(np.log10(lrs / 1e-3)) + np.where(lrs > 0.1, 100 * (lrs - 0.1), 0.0)
+    assert suggest_lr(lrs, smoothed) == pytest.approx(1e-3, rel=1e-12)
+    # a steeper fall after the minimum (index 50) does not count
+    smoothed[57] = 1000.0
+    assert np.argmin(np.gradient(smoothed, np.log(lrs))) in (57, 58)
+    assert suggest_lr(lrs, smoothed) == pytest.approx(1e-3, rel=1e-12)
+    # neither does a fall among the first skip_start points
+    smoothed[2] = 50.0
+    assert suggest_lr(lrs, smoothed) == pytest.approx(1e-3, rel=1e-12)
+    assert suggest_lr(lrs, smoothed, skip_start=0) == pytest.approx(lrs[3], rel=1e-12)
+    assert suggest_lr(lrs[:12], smoothed[:12]) is None      # fewer than 3 points after skipping
+
+
+# --- restoration ----------------------------------------------------------------------
+
+def make_network(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(8, 1))
+    return model.double()
+
+
+OPTIMIZERS = {
+    "sgd_momentum": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
+    "adamw_fresh": lambda ps: torch.optim.AdamW(ps, lr=1e-3),
+}
+
+
+def snapshot(model, optimizer):
+    return ({k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+            {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()},
+            [m.training for m in model.modules()],
+            copy.deepcopy(optimizer.state_dict()))
+
+
+def assert_same(a, b):
+    """Recursive equality of state dicts: tensors bit for bit (torch.equal)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert a == b or (a != a and b != b)
+
+
+def prepared(name):
+    """A network and optimizer mid-training: momentum/Adam state and .grad exist."""
+    X, y, _ = least_squares_data()
+    model = make_network()
+    optimizer = OPTIMIZERS[name](model.parameters())
+    if name != "adamw_fresh":
+        for _ in range(3):
+            optimizer.zero_grad()
+            mse(model(X), y).backward()
+            optimizer.step()
+    model[1].eval()                            # an unusual mode that must survive
+    return model, optimizer, X, y
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_model_and_optimizer_are_restored_bit_for_bit(name):
+    model, optimizer, X, y = prepared(name)
+    twin_model = copy.deepcopy(model)
+    twin_optimizer = OPTIMIZERS[name](twin_model.parameters())
+    twin_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    before = snapshot(model, optimizer)
+    changed = []
+
+    def loss_fn(output, target):
+        changed.append(not torch.equal(model[0].weight, before[0]["0.weight"]))
+        return mse(output, target)
+
+    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 256, 64)]
+    result = lr_range_test(model, loss_fn, batches, optimizer, start_lr=1e-5, end_lr=10.0,
+                           num_steps=40)
+    assert any(changed)                        # the test really trained the model
+    after = snapshot(model, optimizer)
+    assert_same(after[0], before[0])           # parameters and buffers
+    assert_same(after[1], before[1])           # gradients
+    assert after[2] == before[2]               # training flags
+    assert_same(after[3], before[3])           # optimizer state and param_groups (lr, ...)
+    assert len(result.lrs) > 0
+    # and training continues exactly as if the test had never run
+    for m, opt in ((model, optimizer), (twin_model, twin_optimizer)):
+        m.eval()
+        opt.zero_grad()
+        mse(m(X), y).backward()
+        opt.step()
+    for p, q in zip(model.parameters(), twin_model.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_restored_when_loss_fn_raises(name):
+    model, optimizer, X, y = prepared(name)
+    before = snapshot(model, optimizer)
+    calls = []
+
+    def loss_fn(output, target):
+        calls.append(1)
+        if len(calls) == 6:
+            raise RuntimeError("boom in loss_fn")
+        return mse(output, target)
+
+    with pytest.raises(RuntimeError, match="boom in loss_fn"):
+        lr_range_test(model, loss_fn, [(X, y)], optimizer, start_lr=1e-3, end_lr=1.0,
+                      num_steps=20)
+    after = snapshot(model, optimizer)
+    assert_same(after[0], before[0])
+    assert_same(after[1], before[1])
+    assert after[2] == before[2]
+    assert_same(after[3], before[3])
+
+
+# --- bad arguments -----------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"start_lr": 1.0, "end_lr": 1.0}, "start_lr/end_lr"),
+    ({"start_lr": 2.0, "end_lr": 1.0}, "start_lr/end_lr"),
+    ({"start_lr": 0.0}, "start_lr"),
+    ({"start_lr": -1e-3}, "start_lr"),
+    ({"end_lr": -1.0}, "end_lr"),
+    ({"end_lr": math.inf}, "end_lr"),
+    ({"num_steps": 1}, "num_steps"),
+    ({"num_steps": 10.0}, "num_steps"),
+    ({"mode": "cosine"}, "mode"),
+    ({"smoothing": 1.0}, "smoothing"),
+    ({"smoothing": -0.1}, "smoothing"),
+    ({"diverge_factor": 1.0}, "diverge_factor"),
+    ({"skip_start": -1}, "skip_start"),
+])
+def test_bad_arguments_raise_value_errors(kwargs, match):
+    X, y, _ = least_squares_data()
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=f"Invalid {match}"):
+        lr_range_test(model, mse, [(X, y)], optimizer, **kwargs)
+    assert_same(model.state_dict(), before)
+
+
+def test_empty_data_and_wrong_optimizer():
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="Invalid data"):
+        lr_range_test(model, mse, [], optimizer)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    with pytest.raises(TypeError, match="torch.optim.Optimizer"):
+        lr_range_test(model, mse, [], object())
