@@ -30,7 +30,9 @@ def clip_grad_norm(grads, max_norm: float, norm_type: float = 2.0,
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite "
                            "(nan or inf), so it cannot be clipped")
-    coef = min(1.0, max_norm / (total + 1e-6))
+    coef = max_norm / (total + 1e-6)
+    if coef > 1.0:  # never amplify; not min(1, coef), which would turn a nan coef into 1
+        coef = 1.0
     return tree_map(lambda g: g * coef, grads), total
 
 

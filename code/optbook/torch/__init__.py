@@ -1,2 +1,10 @@
-"""torch.optim-compatible optimizers built from optbook's chains."""
+"""torch.optim-compatible optimizers built from optbook's chains.
+
+Same constructor conventions, defaults and validation messages as torch.optim;
+each class is a ``ChainOptimizer`` whose ``make_transform`` reads the group's
+hyper-parameters, so torch's LR schedulers work unchanged.
+"""
 from .chain_optimizer import ChainOptimizer
+from .classic import SGD, Adagrad, Adam, AdamW, RMSprop
+from .clipping import clip_grad_norm_
+from .param_groups import NORM_LAYERS, param_groups
