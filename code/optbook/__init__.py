@@ -9,14 +9,19 @@ Functional core (NumPy arrays or torch tensors)::
 
 ``optbook.torch`` wraps the same chains as ``torch.optim`` optimizers.
 """
+from .adafactor import (adafactor, clip_by_block_rms, scale_by_factored_rms,
+                        scale_by_param_block_rms, scale_by_relative_step)
 from .adam import scale_by_adam
 from .adaptive import scale_by_adagrad, scale_by_rms
 from .base import (GradientTransformation, apply_updates, chain, global_norm, identity,
                    namespace, scale, scale_by_learning_rate, tree_leaves, tree_map, zeros_like)
 from .checks import ensure_finite
 from .clipping import clip_by_global_norm, clip_grad_norm
+from .lamb import lamb, scale_by_trust_ratio
+from .lion import lion, scale_by_lion
 from .momentum import trace
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
+from .sophia import hessian_ema, scale_by_sophia, sophia
 from .weight_decay import add_decayed_weights
 from . import schedules
 from . import landscapes

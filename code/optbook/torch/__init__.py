@@ -4,7 +4,12 @@ Same constructor conventions, defaults and validation messages as torch.optim;
 each class is a ``ChainOptimizer`` whose ``make_transform`` reads the group's
 hyper-parameters, so torch's LR schedulers work unchanged.
 """
+from .adafactor import Adafactor
 from .chain_optimizer import ChainOptimizer
 from .classic import SGD, Adagrad, Adam, AdamW, RMSprop
 from .clipping import clip_grad_norm_
 from .param_groups import NORM_LAYERS, param_groups
+from .hessian import gnb_hessian_estimate, hutchinson_hessian_estimate
+from .lamb import LAMB
+from .lion import Lion
+from .sophia import SophiaG

@@ -1,0 +1,159 @@
+"""AdaFactor: a factored second moment and a relative step size (Shazeer & Stern 2018).
+
+Adam stores two numbers per weight. AdaFactor stores, for an n x m matrix,
+one moving average per row and one per column (n + m numbers) and rebuilds
+the second moment as their rank-1 product (article 5.4). optbook follows
+``torch.optim.Adafactor``'s formulation, step t = 1, 2, ...::
+
+    beta2_t = 1 - t^tau                               (tau = beta2_decay = -0.8)
+    R_t = beta2_t R_{t-1} + (1 - beta2_t) mean_cols(G_t^2)      (n x 1)
+    C_t = beta2_t C_{t-1} + (1 - beta2_t) mean_rows(G_t^2)      (1 x m)
+    V_t = R_t C_t / max(mean(R_t), eps1)                        (n x m, never stored)
+    U_t = G_t / max(sqrt(V_t), eps1)
+    U_t <- U_t / max(1, RMS(U_t) / d)                           (update clipping)
+    rho_t = min(eta, 1 / sqrt(t))                               (relative step)
+    theta_t = theta_{t-1} - rho_t max(eps2, RMS(theta_{t-1})) U_t - eta lambda theta_{t-1}
+
+Arrays with more than two axes are factored over their last two; vectors and
+scalars keep an unfactored ``V_t`` (an ordinary moving average of G^2).
+``eps1`` defaults to the machine epsilon of the dtype. The paper fixes the
+cap of ``rho_t`` at 0.01 and adds ``eps1`` to G^2 before averaging; torch uses
+the learning rate as the cap (default 0.01) and applies ``eps1`` afterwards,
+as written above.
+
+As a chain, the step ``rho_t`` is written ``eta * min(1, 1/(eta sqrt t))`` so
+that the decoupled decay ``eta lambda theta`` can share the final
+``scale_by_learning_rate(eta)`` (see :func:`adafactor`).
+
+Reference: N. Shazeer and M. Stern, "Adafactor: Adaptive Learning Rates with
+Sublinear Memory Cost", ICML 2018.
+"""
+from __future__ import annotations
+
+import math
+
+from .base import (GradientTransformation, ScalarOrSchedule, chain, check_number, namespace,
+                   scale_by_learning_rate, tree_map)
+from .weight_decay import add_decayed_weights
+
+
+def _rms(x) -> float:
+    size = math.prod(x.shape)
+    return float((x * x).sum()) ** 0.5 / size ** 0.5 if size else 0.0
+
+
+def _new_moments(p) -> dict:
+    if len(p.shape) < 2:
+        return {"variance": p * 0}
+    xp = namespace(p)
+    zeros = p * 0
+    # row factor R: one number per row (mean over the last axis); column factor C likewise
+    return {"row": xp.sum(zeros, axis=-1, keepdims=True),
+            "col": xp.sum(zeros, axis=-2, keepdims=True)}
+
+
+def scale_by_factored_rms(beta2_decay: float = -0.8, eps1: float | None = None
+                          ) -> GradientTransformation:
+    """U_t = G_t / max(sqrt(V_t), eps1), with V_t factored into row and column averages.
+
+    State: ``{"count": t, "moments": tree of {"row", "col"} or {"variance"}}``;
+    for an n x m matrix that is n + m numbers instead of Adam's n m.
+    """
+    check_number("beta2_decay value", beta2_decay, low=None, high=0.0, high_inclusive=True)
+    if eps1 is not None:
+        check_number("epsilon1 value", eps1)
+
+    def init(params):
+        return {"count": 0, "moments": tree_map(_new_moments, params)}
+
+    def update(updates, state, params=None, **extra):
+        t = state["count"] + 1
+        beta2_t = 1.0 - t ** beta2_decay
+
+        def average(moments, g):
+            xp = namespace(g)
+            g2 = g * g
+            if "variance" in moments:
+                return {"variance": beta2_t * moments["variance"] + (1 - beta2_t) * g2}
+            return {"row": beta2_t * moments["row"]
+                    + (1 - beta2_t) * xp.mean(g2, axis=-1, keepdims=True),
+                    "col": beta2_t * moments["col"]
+                    + (1 - beta2_t) * xp.mean(g2, axis=-2, keepdims=True)}
+
+        def precondition(g, moments):
+            xp = namespace(g)
+            eps = xp.finfo(g.dtype).eps if eps1 is None else eps1
+            if "variance" in moments:
+                v = moments["variance"]
+            else:
+                row, col = moments["row"], moments["col"]
+                v = row * col / xp.maximum(xp.mean(row, axis=-2, keepdims=True), eps)
+            # max(sqrt(v), eps) written as sqrt(max(v, eps^2))
+            return g / xp.sqrt(xp.maximum(v, eps * eps))
+
+        moments = tree_map(average, state["moments"], updates)
+        return tree_map(precondition, updates, moments), {"count": t, "moments": moments}
+
+    return GradientTransformation(init, update)
+
+
+def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
+    """u <- u / max(1, RMS(u) / d) for each parameter array (AdaFactor's update clipping)."""
+    check_number("clipping threshold d", threshold, low=1.0)
+
+    def update(updates, state, params=None, **extra):
+        return tree_map(lambda u: u / max(1.0, _rms(u) / threshold), updates), state
+
+    return GradientTransformation(lambda params: {}, update)
+
+
+def scale_by_param_block_rms(eps2: float = 1e-3) -> GradientTransformation:
+    """u <- max(eps2, RMS(theta)) u for each parameter array: steps relative to the weights."""
+    check_number("epsilon2 value", eps2)
+
+    def update(updates, state, params=None, **extra):
+        if params is None:
+            raise ValueError("scale_by_param_block_rms needs params: "
+                             "call update(grads, state, params)")
+        return tree_map(lambda u, p: max(eps2, _rms(p)) * u, updates, params), state
+
+    return GradientTransformation(lambda params: {}, update)
+
+
+def scale_by_relative_step(learning_rate: ScalarOrSchedule = 1e-2) -> GradientTransformation:
+    """u <- min(1, 1 / (eta_t sqrt(t))) u, so that eta_t times it is rho_t = min(eta_t, 1/sqrt(t)).
+
+    Followed by ``scale_by_learning_rate(eta)`` this gives AdaFactor's relative
+    step size; ``eta_t`` is read from the same number or schedule (t counted
+    from 1 here, the schedule called with t - 1 like ``scale_by_learning_rate``).
+    """
+    if not callable(learning_rate):
+        check_number("learning rate", learning_rate)
+
+    def init(params):
+        return {"count": 0}
+
+    def update(updates, state, params=None, **extra):
+        t = state["count"] + 1
+        lr = learning_rate(t - 1) if callable(learning_rate) else learning_rate
+        scaled = lr * t ** 0.5
+        factor = 1.0 if scaled <= 1.0 else 1.0 / scaled
+        return tree_map(lambda u: factor * u, updates), {"count": t}
+
+    return GradientTransformation(init, update)
+
+
+def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay: float = -0.8,
+              eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
+              mask=None) -> GradientTransformation:
+    """AdaFactor as ``torch.optim.Adafactor`` computes it (defaults identical).
+
+    theta <- theta - min(eta, 1/sqrt(t)) max(eps2, RMS(theta)) clip_d(G / sqrt(V_fact))
+                   - eta lambda theta
+    """
+    if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+        raise ValueError(f"Invalid eps: {eps!r} (expected a pair (eps1 or None, eps2))")
+    eps1, eps2 = eps
+    return chain(scale_by_factored_rms(beta2_decay, eps1), clip_by_block_rms(d),
+                 scale_by_param_block_rms(eps2), scale_by_relative_step(learning_rate),
+                 add_decayed_weights(weight_decay, mask), scale_by_learning_rate(learning_rate))

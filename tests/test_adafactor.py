@@ -1,0 +1,237 @@
+"""AdaFactor: oracle torch.optim.Adafactor, plus memory and closed-form checks."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from optbook import apply_updates, scale_by_adam
+from optbook.adafactor import (adafactor, clip_by_block_rms, scale_by_factored_rms,
+                               scale_by_param_block_rms, scale_by_relative_step)
+from optbook.torch.adafactor import Adafactor
+
+torch.set_num_threads(1)
+DT = torch.float64
+STEPS = 25
+SHAPES = [(5, 4), (5,), (3, 5), (3,), (2, 3, 4)]  # matrices, vectors and a 3-D tensor
+
+
+def make_problem(seed=0, scale=0.5):
+    """A tiny classifier whose parameters have 1, 2 and 3 axes; batch t is fixed by t."""
+    gen = torch.Generator().manual_seed(seed)
+    params = [scale * torch.randn(s, generator=gen, dtype=DT) for s in SHAPES]
+    xs = torch.randn(STEPS, 8, 4, generator=gen, dtype=DT)
+    ys = torch.randint(0, 3, (STEPS, 8), generator=gen)
+
+    def loss_fn(ps, t):
+        w1, b1, w2, b2, t3 = ps
+        x = xs[t % STEPS]
+        logits = torch.tanh(x @ w1.T + b1) @ w2.T + b2 + torch.einsum("bi,kji->bj", x, t3)
+        return F.cross_entropy(logits, ys[t % STEPS])
+
+    return params, loss_fn
+
+
+def train(make_optimizer, params0, loss_fn, steps, start=0, state_dict=None):
+    ps = [p.clone().requires_grad_() for p in params0]
+    opt = make_optimizer(ps)
+    if state_dict is not None:
+        opt.load_state_dict(state_dict)
+    for t in range(start, start + steps):
+        opt.zero_grad()
+        loss_fn(ps, t).backward()
+        opt.step()
+    return [p.detach().clone() for p in ps], opt
+
+
+def train_functional(transform, params0, loss_fn, steps):
+    ps = [p.clone() for p in params0]
+    state = transform.init(ps)
+    for t in range(steps):
+        leaves = [p.clone().requires_grad_() for p in ps]
+        grads = list(torch.autograd.grad(loss_fn(leaves, t), leaves))
+        updates, state = transform.update(grads, state, ps)
+        ps = apply_updates(ps, updates)
+    return ps
+
+
+def assert_rel_close(actual, expected, rtol):
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        err = float((a - e).norm()) / max(float(e.norm()), 1e-300)
+        assert err <= rtol, f"parameter {i} {tuple(e.shape)}: relative error {err:.2e}"
+
+
+def moved(final, start):
+    return min(float((f - s).norm() / s.norm()) for f, s in zip(final, start))
+
+
+SETTINGS = [
+    dict(),
+    dict(lr=0.3),                                  # rho_t switches from lr to 1/sqrt(t) at t = 12
+    dict(lr=0.05, weight_decay=0.5, d=2.0),
+    dict(beta2_decay=-0.5, eps=(1e-6, 1e-2)),
+    dict(lr=0.02, maximize=True, beta2_decay=-0.3),
+]
+
+
+@pytest.mark.parametrize("kwargs", SETTINGS, ids=lambda k: str(k) or "defaults")
+def test_matches_torch_adafactor(kwargs):
+    params0, loss_fn = make_problem()
+    ours, _ = train(lambda ps: Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    theirs, _ = train(lambda ps: torch.optim.Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    assert moved(theirs, params0) > 1e-3  # the comparison has something to compare
+    assert_rel_close(ours, theirs, 1e-10)
+
+
+def test_matches_torch_adafactor_when_eps2_floor_is_active():
+    # weights with RMS ~ 1e-3 < eps2 = 1e-2: the step scale is eps2, not RMS(theta)
+    params0, loss_fn = make_problem(seed=1, scale=1e-3)
+    kwargs = dict(lr=0.05, eps=(None, 1e-2))
+    ours, _ = train(lambda ps: Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    theirs, _ = train(lambda ps: torch.optim.Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    assert moved(theirs, params0) > 1e-2
+    assert_rel_close(ours, theirs, 1e-10)
+
+
+def test_param_groups_and_float32_match_torch():
+    params0, loss_fn = make_problem(seed=2)
+    params0 = [p.float() for p in params0]
+
+    def loss32(ps, t):
+        return loss_fn([p.double() for p in ps], t)
+
+    def groups(ps):
+        return [{"params": ps[:2], "lr": 0.05}, {"params": ps[2:], "weight_decay": 0.1}]
+
+    ours, _ = train(lambda ps: Adafactor(groups(ps)), params0, loss32, 10)
+    theirs, _ = train(lambda ps: torch.optim.Adafactor(groups(ps)), params0, loss32, 10)
+    assert_rel_close(ours, theirs, 1e-5)  # eps1 = float32 machine epsilon here
+
+
+def test_functional_form_equals_class_form():
+    params0, loss_fn = make_problem(seed=3)
+    kwargs = dict(lr=0.1, weight_decay=0.2, d=1.5)
+    by_class, _ = train(lambda ps: Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    functional = adafactor(learning_rate=0.1, weight_decay=0.2, d=1.5)
+    by_function = train_functional(functional, params0, loss_fn, STEPS)
+    assert_rel_close(by_function, by_class, 1e-14)
+
+
+TRANSFORMS = {
+    "factored_rms": lambda: scale_by_factored_rms(),
+    "factored_rms_eps": lambda: scale_by_factored_rms(-0.5, eps1=1e-3),
+    "block_rms_clip": lambda: clip_by_block_rms(1.2),
+    "param_block_rms": lambda: scale_by_param_block_rms(0.3),
+    "relative_step": lambda: scale_by_relative_step(0.4),
+    "adafactor": lambda: adafactor(0.1, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_numpy_and_torch_agree(name):
+    rng = np.random.default_rng(0)
+    shapes = [(4, 3), (3,), (2, 3, 4)]
+    params_np = [rng.normal(size=s) for s in shapes]
+    params_pt = [torch.tensor(p) for p in params_np]
+    t_np, t_pt = TRANSFORMS[name](), TRANSFORMS[name]()
+    s_np, s_pt = t_np.init(params_np), t_pt.init(params_pt)
+    for _ in range(6):
+        grads_np = [rng.normal(size=s) for s in shapes]
+        u_np, s_np = t_np.update(grads_np, s_np, params_np)
+        u_pt, s_pt = t_pt.update([torch.tensor(g) for g in grads_np], s_pt, params_pt)
+        for a, b in zip(u_np, u_pt):
+            assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor)
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_unfactored_first_step_is_sign_of_gradient():
+    # t = 1: beta2_1 = 1 - 1^tau = 0, so V_1 = G^2 and U_1 = G / |G| = sign(G)
+    g = np.array([3.0, -0.5, 2e-3])
+    updates, _ = scale_by_factored_rms().update(g, scale_by_factored_rms().init(g))
+    np.testing.assert_array_equal(updates, np.sign(g))
+
+
+def test_factored_estimate_is_exact_for_rank_one_squares():
+    # if G^2 = a b^T, the factored V = R C / mean(R) rebuilds G^2 exactly, so U = sign(G)
+    a, b = np.array([1.0, 4.0, 0.25]), np.array([2.0, 0.5, 1.0, 9.0])
+    signs = np.array([[1, -1, 1, 1], [-1, -1, 1, -1], [1, 1, -1, 1]])
+    g = signs * np.sqrt(np.outer(a, b))
+    t = scale_by_factored_rms()
+    updates, _ = t.update(g, t.init(g))
+    np.testing.assert_allclose(updates, signs, rtol=1e-14)
+
+
+def test_relative_step_times_learning_rate_is_min_of_lr_and_inverse_sqrt_t():
+    lr = 0.3
+    t = scale_by_relative_step(lr)
+    state = t.init(np.zeros(1))
+    for step in range(1, 31):
+        factor, state = t.update(np.ones(1), state)
+        assert math.isclose(lr * factor[0], min(lr, 1 / math.sqrt(step)), rel_tol=1e-15)
+
+
+def test_update_clipping_bounds_rms_by_d():
+    u = np.array([[10.0, -3.0], [0.1, 7.0]])
+    clipped, _ = clip_by_block_rms(2.0).update(u, {})
+    assert math.isclose(float(np.sqrt(np.mean(clipped ** 2))), 2.0, rel_tol=1e-14)
+    small = np.array([0.5, -1.0])
+    unchanged, _ = clip_by_block_rms(2.0).update(small, {})
+    np.testing.assert_array_equal(unchanged, small)
+
+
+def count_state_elements(state):
+    if hasattr(state, "shape"):
+        return math.prod(state.shape)
+    if isinstance(state, dict):
+        return sum(count_state_elements(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(count_state_elements(v) for v in state)
+    return 0  # step counters
+
+
+def test_state_is_n_plus_m_for_an_n_by_m_matrix():
+    n, m = 64, 32
+    w = np.zeros((n, m))
+    assert count_state_elements(adafactor().init(w)) == n + m
+    assert count_state_elements(scale_by_adam().init(w)) == 2 * n * m
+    # the torch class stores the same after a step
+    p = torch.zeros(n, m, dtype=DT, requires_grad=True)
+    opt = Adafactor([p])
+    p.grad = torch.ones(n, m, dtype=DT)
+    opt.step()
+    assert count_state_elements(opt.state[p]) == n + m
+
+
+def test_state_dict_round_trip_resumes_bit_identically():
+    params0, loss_fn = make_problem(seed=4)
+
+    def make(ps):
+        return Adafactor(ps, lr=0.1, weight_decay=0.1)
+
+    mid, opt = train(make, params0, loss_fn, 10)
+    saved = copy.deepcopy(opt.state_dict())
+    straight, _ = train(make, params0, loss_fn, 20)
+    resumed, _ = train(make, mid, loss_fn, 10, start=10, state_dict=saved)
+    for a, b in zip(resumed, straight):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    (dict(beta2_decay=0.5), "Invalid beta2_decay value: 0.5"),
+    (dict(eps=(-1.0, 1e-3)), "Invalid epsilon1 value: -1.0"),
+    (dict(eps=(None, -1e-3)), "Invalid epsilon2 value: -0.001"),
+    (dict(eps=1e-3), "Invalid eps"),
+    (dict(d=0.5), "Invalid clipping threshold d: 0.5"),
+    (dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    (dict(lr=float("nan")), "Invalid learning rate: nan"),
+])
+def test_invalid_arguments_raise_value_error(kwargs, message):
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=message):
+        Adafactor([p], **kwargs)
+    functional = {("learning_rate" if k == "lr" else k): v for k, v in kwargs.items()}
+    with pytest.raises(ValueError, match=message):
+        adafactor(**functional)
