@@ -1,0 +1,378 @@
+"""Tests for optbook.widgets: the Explorer pattern and the ready-made widgets.
+
+Oracles: a draw function whose PNG *size* encodes its parameters (so each
+embedded frame can be traced back to the parameters it was drawn with);
+the closed form x_t = (1 - eta*lambda)^t x_0 of gradient descent on a
+quadratic; and the HTML of the static twin parsed with html.parser.
+"""
+import base64
+import itertools
+import json
+import re
+import warnings
+from html.parser import HTMLParser
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import optbook  # noqa: E402
+from optbook import landscapes, widgets  # noqa: E402
+
+
+# --- a draw function whose output identifies its parameters -------------------------
+
+def sized_draw(a, b, kind="line"):
+    """A figure (1 + a) x (1 + b/10) inches; at dpi 20 that is 20(1+a) x 2(10+b) pixels."""
+    fig = Figure(figsize=(1 + a, 1 + b / 10))
+    ax = fig.add_subplot()
+    ax.plot([0, a], [0, b], color="red" if kind == "line" else "blue")
+    return fig
+
+
+def png_size(png: bytes):
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def params_from_png(png: bytes):
+    width, height = png_size(png)
+    return width / 20 - 1, height / 2 - 10
+
+
+GRID = {"a": [1, 2, 3], "b": [0, 5, 10, 20], "kind": ["line", "dots"]}
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return widgets.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
+                            labels={"a": "α", "b": "β"}, formats={"b": "{:d}"},
+                            title="test explorer", dpi=20, colors=None)
+
+
+class TwinParser(HTMLParser):
+    """Collects the controls, value outputs, frames and scripts of static twins."""
+
+    def __init__(self):
+        super().__init__()
+        self.roots, self.controls, self.outputs, self.frames, self.scripts = [], [], [], [], []
+        self.options = []
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if "optbook-widget" in classes:
+            self.roots.append(a)
+        if "data-optbook-param" in a:
+            self.controls.append((tag, a))
+        if tag == "option":
+            self.options.append(a)
+        if tag == "img":
+            self.frames.append(a)
+        if tag in ("output", "script"):
+            self._in = (tag, a)
+            if tag == "script":
+                self.scripts.append([a, ""])
+            else:
+                self.outputs.append("")
+
+    def handle_data(self, data):
+        if self._in and self._in[0] == "output":
+            self.outputs[-1] += data
+        elif self._in and self._in[0] == "script":
+            self.scripts[-1][1] += data
+
+    def handle_endtag(self, tag):
+        if self._in and tag == self._in[0]:
+            self._in = None
+
+
+def parse(html_text):
+    parser = TwinParser()
+    parser.feed(html_text)
+    return parser
+
+
+# --- the grid ----------------------------------------------------------------------------
+
+def test_points_and_index_follow_itertools_product_order(explorer):
+    points = explorer.points()
+    assert len(points) == 3 * 4 * 2
+    assert points[0] == {"a": 1, "b": 0, "kind": "line"}
+    assert points[1] == {"a": 1, "b": 0, "kind": "dots"}          # last parameter fastest
+    assert points[-1] == {"a": 3, "b": 20, "kind": "dots"}
+    for k, p in enumerate(points):
+        assert explorer.index(**p) == k
+    assert explorer.index() == points.index({"a": 2, "b": 10, "kind": "dots"})
+
+
+def test_defaults_fall_back_to_the_first_value_and_match_within_rounding():
+    e = widgets.Explorer(sized_draw, {"a": [0.1, 0.2], "b": [1, 2]}, defaults={"a": 0.1 + 0.1})
+    assert e.defaults == {"a": 0.2, "b": 1}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(grid={}), "Invalid grid"),
+    (dict(grid={"a": []}), "no values"),
+    (dict(grid={"a": [1, 1]}), "repeated"),
+    (dict(grid={"a": [1, float("nan")]}), "non-finite"),
+    (dict(grid={"a": "abc"}), "expected a list"),
+    (dict(grid={"not a name": [1]}), "identifier"),
+    (dict(grid={"a": [1, 2]}, defaults={"a": 3}), "Invalid default for 'a'"),
+    (dict(grid={"a": [1, 2]}, defaults={"z": 1}), "Invalid defaults key"),
+    (dict(grid={"a": [1, 2]}, labels={"z": "zeta"}), "Invalid labels key"),
+    (dict(grid={"a": list(range(10)), "b": list(range(5))}), "50 frames > max_frames=40"),
+    (dict(grid={"a": [1]}, dpi=0), "Invalid dpi"),
+    (dict(grid={"a": [0.1, 0.100001]}), "look alike"),
+    (dict(grid={"a": [1]}, formats={"z": "{}"}), "Invalid formats key"),
+    (dict(grid={"a": [1]}, colors=1000), "Invalid colors"),
+])
+def test_bad_arguments_raise_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        widgets.Explorer(sized_draw, **kwargs)
+
+
+def test_draw_must_be_callable_and_return_a_figure():
+    with pytest.raises(ValueError, match="Invalid draw"):
+        widgets.Explorer(None, {"a": [1]})
+    with pytest.raises(ValueError, match="Invalid draw: returned NoneType"):
+        widgets.Explorer(lambda a: None, {"a": [1]}).frame()
+    with pytest.raises(ValueError, match="numbers or strings"):
+        widgets.Explorer(sized_draw, {"a": [[1], [2]]})
+
+
+def test_frames_are_the_pngs_of_the_draw_at_each_grid_point(explorer):
+    png = explorer.frame(a=3, b=5)                    # kind: its default, "dots"
+    assert params_from_png(png) == (3, 5)
+    assert explorer.frame(a=3, b=5, kind="dots") is png   # cached
+    with pytest.raises(ValueError, match="Invalid value for 'a'"):
+        explorer.frame(a=4)
+    with pytest.raises(ValueError, match="Invalid parameter key"):
+        explorer.frame(c=1)
+    fig = explorer.figure(a=7.5)                      # any value: a plain call of draw
+    assert tuple(fig.get_size_inches()) == (8.5, 2.0)
+
+
+# --- the static twin --------------------------------------------------------------------------
+
+def twin_frames(doc):
+    """Every frame of a parsed twin in index order: the <img>, or a JSON entry."""
+    (img,) = doc.frames
+    (data,) = [text for attrs, text in doc.scripts
+               if attrs.get("type") == "application/json"
+               and attrs.get("class") == "optbook-widget-frames"]
+    frames = json.loads(data)
+    default = int(img["data-optbook-index"])
+    assert frames[default] is None                     # not stored twice
+    frames[default] = {key: img[key] for key in ("src", "alt", "width", "height")}
+    return frames, default
+
+
+def test_static_twin_has_one_frame_per_grid_point_in_order(explorer):
+    doc = parse(explorer.static_html())
+    points = explorer.points()
+    assert len(doc.roots) == 1
+    frames, default = twin_frames(doc)
+    assert len(frames) == len(points)
+    assert default == explorer.index()
+    for frame, p in zip(frames, points):
+        assert frame["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(frame["src"].split(",", 1)[1])
+        assert params_from_png(png) == (p["a"], p["b"])
+        assert frame["alt"] == (f"test explorer: α = {p['a']}, β = {p['b']}, "
+                                f"kind = {p['kind']}")
+        width, height = png_size(png)                  # shown at 96 CSS px per inch
+        assert (int(frame["width"]), int(frame["height"])) == (round(width * 96 / 20),
+                                                               round(height * 96 / 20))
+
+
+def test_static_twin_json_cannot_end_its_script_early():
+    e = widgets.Explorer(sized_draw, {"a": [1, 2], "b": [0]}, title="</script><b>",
+                         dpi=20, colors=None)
+    text = e.static_html()
+    assert text.count("</script>") == 2                # the JSON block and the code
+    frames, _ = twin_frames(parse(text))
+    assert frames[1]["alt"].startswith("</script><b>: ")
+
+
+def test_static_twin_shows_the_default_frame_and_a_control_per_parameter(explorer):
+    doc = parse(explorer.static_html())
+    (img,) = doc.frames                                # one figure, even without script
+    assert img["class"] == "optbook-widget-frame"
+    assert img["data-optbook-index"] == str(explorer.index())
+    assert params_from_png(base64.b64decode(img["src"].split(",", 1)[1])) == (2, 10)
+    assert [a["data-optbook-param"] for _, a in doc.controls] == ["a", "b", "kind"]
+    (tag_a, a), (tag_b, b), (tag_k, k) = doc.controls
+    assert (tag_a, a["type"], a["min"], a["max"], a["step"], a["value"]) == \
+        ("input", "range", "0", "2", "1", "1")
+    assert (tag_b, b["type"], b["max"], b["value"]) == ("input", "range", "3", "2")
+    assert json.loads(a["data-optbook-labels"]) == ["1", "2", "3"]
+    assert json.loads(b["data-optbook-labels"]) == ["0", "5", "10", "20"]
+    assert b["aria-label"] == "β" and b["aria-valuetext"] == "10"
+    assert tag_k == "select"                           # non-numeric values: a menu
+    assert json.loads(k["data-optbook-labels"]) == ["line", "dots"]
+    assert [("selected" in o) for o in doc.options] == [False, True]
+    assert doc.outputs == ["2", "10"]          # sliders' value labels show the defaults
+
+
+def test_static_twin_is_self_contained_and_deterministic(explorer):
+    text = explorer.static_html()
+    doc = parse(text)
+    assert len(doc.scripts) == 2 and all("src" not in attrs for attrs, _ in doc.scripts)
+    without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+    assert "http:" not in without_images and "https:" not in without_images
+    assert "//" not in without_images                   # no protocol-relative address
+    assert all(frame["src"].startswith("data:") for frame in twin_frames(doc)[0])
+    again = widgets.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
+                             labels={"a": "α", "b": "β"}, formats={"b": "{:d}"},
+                             title="test explorer", dpi=20, colors=None)
+    assert again.static_html() == text
+
+
+def test_quantized_frames_are_smaller_pngs_of_the_same_size():
+    full = widgets.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=None).frame()
+    small = widgets.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=16).frame()
+    assert png_size(small) == png_size(full)
+    assert len(small) < len(full)
+
+
+# --- the mime bundle and the live widget ----------------------------------------------------------
+
+def test_mimebundle_has_the_live_view_the_twin_and_a_plain_summary(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html", widgets.WIDGET_VIEW_MIME}
+    assert re.fullmatch(r"[0-9a-f]{32}", bundle[widgets.WIDGET_VIEW_MIME]["model_id"])
+    assert bundle["text/html"] == explorer.static_html()
+    assert bundle["text/plain"] == (
+        "Explorer: test explorer\n"
+        "  24 frames; parameters:\n"
+        "  α (a): [1, 2, 3]  default 2\n"
+        "  β (b): [0, 5, 10, 20]  default 10\n"
+        "  kind: [line, dots]  default dots")
+    again = explorer._repr_mimebundle_()[widgets.WIDGET_VIEW_MIME]["model_id"]
+    assert again != bundle[widgets.WIDGET_VIEW_MIME]["model_id"]   # unique per display
+    only = explorer._repr_mimebundle_(include={"text/plain"})
+    assert set(only) == {"text/plain"}
+    without = explorer._repr_mimebundle_(exclude={widgets.WIDGET_VIEW_MIME})
+    assert set(without) == {"text/plain", "text/html"}
+
+
+def test_live_widget_ids_repeat_when_a_notebook_is_executed_again(monkeypatch):
+    """Model ids are stored in the notebook: a re-run (a fresh kernel, whose display
+    count starts again at 0) must reproduce them, where ipywidgets would draw uuid4s."""
+    e = widgets.Explorer(lambda a: Figure((a, 1)), {"a": [1, 2]}, dpi=10)
+
+    def ids_of_a_fresh_kernel():
+        monkeypatch.setattr(widgets, "_DISPLAY_COUNT", itertools.count())
+        ids = []
+        for _ in range(2):
+            ids.append(e._repr_mimebundle_(exclude={"text/html"})[widgets.WIDGET_VIEW_MIME]
+                       ["model_id"])
+            e._live.close()           # this "kernel" ends: free the id for the next one
+        return ids
+
+    first, second = ids_of_a_fresh_kernel(), ids_of_a_fresh_kernel()
+    assert first == second
+    assert first[0] != first[1]                        # unique within a kernel
+
+
+def test_live_widget_redraws_through_the_same_frames(explorer):
+    import ipywidgets as W
+
+    box = explorer.widget()
+    controls_row, image = box.children
+    slider_a, slider_b, menu = controls_row.children
+    assert isinstance(slider_a, W.SelectionSlider) and isinstance(menu, W.Dropdown)
+    assert slider_b._options_labels == ("0", "5", "10", "20") and slider_b.value == 10
+    assert slider_a.description == "α"
+    assert image.value == explorer.frame()
+    slider_b.value = 20
+    assert image.value == explorer.frame(b=20)
+    assert params_from_png(image.value) == (2, 20)
+    menu.value = "line"
+    assert image.value == explorer.frame(b=20, kind="line")
+
+
+# --- gradient descent on the ill-conditioned quadratic -------------------------------------------
+
+def test_gd_regimes():
+    L = 10.0
+    assert widgets.gd_regime(0.05, L).startswith("converges (")
+    assert widgets.gd_regime(0.1, L).startswith("converges (")       # eta = 1/L
+    assert widgets.gd_regime(0.15, L).startswith("converges, zig-zagging")
+    assert widgets.gd_regime(0.2, L).startswith("oscillates forever")
+    assert widgets.gd_regime(0.21, L).startswith("diverges")
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.15, 0.19, 0.2, 0.21, 0.25])
+def test_gd_runs_follow_the_closed_form(lr):
+    kappa, steps = 10.0, 50
+    run = widgets.gd_learning_rate_runs(lr, kappa=kappa, steps=steps)["gd"]
+    x0, y0 = landscapes.quadratic(kappa).x0
+    t = np.arange(steps + 1)
+    exact = np.stack([(1 - lr) ** t * x0, (1 - lr * kappa) ** t * y0], axis=1)
+    # the run stops when a point leaves the window [-3, 3]^2 enlarged 10 times
+    outside = np.flatnonzero(np.abs(exact).max(axis=1) > 30)
+    first_out = int(outside[0]) if outside.size else None
+    assert run.diverged_at == first_out
+    assert (lr * kappa > 2) == run.diverged
+    stop = first_out if first_out is not None else steps + 1
+    np.testing.assert_allclose(run.path[:stop], exact[:stop], rtol=1e-12, atol=1e-300)
+
+
+def test_gd_widget_grid_straddles_the_stability_limit():
+    e = widgets.gd_learning_rate_explorer(kappa=10.0)
+    lrs = e.grid["lr"]
+    assert e.defaults == {"lr": 0.1}
+    assert sum(lr < 0.2 for lr in lrs) >= 4 and 0.2 in lrs and sum(lr > 0.2 for lr in lrs) >= 2
+    assert lrs == tuple(sorted(lrs))
+    assert "2/L = 0.2" in repr(e)
+
+
+def test_gd_widget_frames_draw_the_runs_with_one_loss_axis_and_no_warnings():
+    e = widgets.gd_learning_rate_explorer(kappa=10.0, ratios=(0.5, 1.0, 1.25), steps=30)
+    ylims = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for lr in e.grid["lr"]:
+            fig = e.figure(lr=lr)
+            ax_path, ax_loss = fig.axes
+            run = e.runs(lr=lr)["gd"]
+            stop = run.diverged_at or len(run.path)
+            (path_line,) = [l for l in ax_path.lines if l.get_label() == "GD"]
+            np.testing.assert_array_equal(path_line.get_xydata(), run.path[:stop])
+            (loss_line,) = [l for l in ax_loss.lines if l.get_label() == "GD"]
+            np.testing.assert_array_equal(loss_line.get_ydata(), run.values[:stop])
+            diverged_notes = [t.get_text() for t in ax_path.texts]
+            assert diverged_notes == ([f"diverged (step {run.diverged_at})"]
+                                      if run.diverged else [])
+            assert widgets.gd_regime(lr, 10.0) in fig._suptitle.get_text()
+            ylims.append(ax_loss.get_ylim())
+            fig.canvas.draw()
+        html_text = e.static_html()
+    assert len(set(ylims)) == 1                        # frames share the loss axis
+    assert len(twin_frames(parse(html_text))[0]) == 3
+
+
+def test_optimizer_explorer_is_one_call_for_several_optimizers():
+    land = landscapes.quadratic(25.0)
+    e = widgets.optimizer_explorer(
+        lambda lr, beta: {"sgd": optbook.sgd(lr), "momentum": optbook.momentum(lr, beta)},
+        grid={"lr": [0.01, 0.04], "beta": [0.5, 0.9]}, landscape=land,
+        labels={"lr": "η", "beta": "β"}, title="η = {lr:g}, β = {beta:g}", steps=20)
+    runs = e.runs(lr=0.04, beta=0.9)
+    assert list(runs) == ["sgd", "momentum"]
+    fig = e.figure(lr=0.04, beta=0.9)
+    labels = [l.get_label() for l in fig.axes[1].lines if not l.get_label().startswith("_")]
+    assert labels == ["SGD", "Momentum"]
+    assert fig._suptitle.get_text() == "η = 0.04, β = 0.9"
+    assert e.title == "optimizer paths on quadratic (κ = 25)"
+    with pytest.raises(ValueError, match="Invalid optimizer name"):
+        widgets.optimizer_runs(lambda: {"adamax": optbook.sgd(0.1)}, {}, land)
+    with pytest.raises(ValueError, match="Invalid make result"):
+        widgets.optimizer_runs(lambda: [optbook.sgd(0.1)], {}, land)
