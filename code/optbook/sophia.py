@@ -7,11 +7,14 @@ further than the learning rate (article 5.4)::
     m_t     = beta1 m_{t-1} + (1 - beta1) g_t
     h_t     = beta2 h_{t-k} + (1 - beta2) h_hat_t     (only every k steps)
     theta_t = theta_{t-1} - eta lambda theta_{t-1}
-              - eta sign(m_t) min(|m_t| / (rho h_t + eps), 1)
+              - eta sign(m_t) min(|m_t| / max(rho h_t, eps), 1)
 
 with ``eps = 1e-15``. Where the curvature is large the step is Newton-like,
 ``eta m / (rho h)``; where the estimate is small, zero or negative the clip
-turns the step into sign momentum of size ``eta``. ``h_hat`` comes from the
+turns the step into sign momentum of size ``eta``. The denominator is the
+paper's ``max(rho h, eps)`` (Algorithm 3): the authors' released code writes
+``rho h + eps``, equal for the non-negative Gauss-Newton-Bartlett estimates,
+but a negative Hutchinson entry would flip the step's sign there. ``h_hat`` comes from the
 Gauss-Newton-Bartlett estimator (Sophia-G) or Hutchinson's (Sophia-H); see
 ``optbook.torch.hessian``.
 
@@ -51,7 +54,7 @@ def hessian_ema(hessian, estimate, b2: float):
 
 def scale_by_sophia(b1: float = 0.965, b2: float = 0.99, rho: float = 0.04,
                     eps: float = 1e-15) -> GradientTransformation:
-    """Output ``sign(m) min(|m| / (rho h + eps), 1)``; ``update(..., hessian=h_hat)`` refreshes h.
+    """Output ``sign(m) min(|m| / max(rho h, eps), 1)``; ``update(..., hessian=h_hat)`` refreshes h.
 
     State: ``{"count", "mu" (m), "hessian" (h)}``. ``h`` starts at zero, so
     until the first estimate arrives every step is ``sign(m)``.
@@ -66,7 +69,8 @@ def scale_by_sophia(b1: float = 0.965, b2: float = 0.99, rho: float = 0.04,
 
     def clipped_step(m, h):
         xp = namespace(m)
-        return xp.sign(m) * xp.minimum(xp.abs(m) / (rho * h + eps), 1.0)
+        # max(), not + eps: a negative Hutchinson estimate must clip, not flip the step
+        return xp.sign(m) * xp.minimum(xp.abs(m) / xp.clip(rho * h, min=eps), 1.0)
 
     def update(updates, state, params=None, hessian=None, **extra):
         h = state["hessian"]
@@ -84,7 +88,7 @@ def sophia(learning_rate: ScalarOrSchedule = 1e-4, b1: float = 0.965, b2: float 
            mask=None) -> GradientTransformation:
     """Sophia (Liu et al. 2023): decoupled decay plus the clipped preconditioned step.
 
-    theta <- theta - eta (sign(m) min(|m| / (rho h + eps), 1) + lambda theta)
+    theta <- theta - eta (sign(m) min(|m| / max(rho h, eps), 1) + lambda theta)
 
     The first link is :func:`scale_by_sophia`; give ``update`` the keyword
     ``hessian=`` whenever a new estimate is available.
