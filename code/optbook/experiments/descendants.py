@@ -1,0 +1,499 @@
+r"""Chapter 5, second half (Adamの派生, Adam's descendants): AdaFactor, LAMB, Lion, Sophia.
+
+Every function here is pure (explicit ``seed``), uses the optimizers of
+:mod:`optbook` / :mod:`optbook.torch` unchanged, and returns NumPy arrays,
+numbers or small dataclasses, so that the notebook only calls and plots and
+``tests/test_descendants_experiments.py`` can check each one against a closed
+form or an independent transcription of the published update.
+
+Sections:
+
+* AdaFactor (Shazeer & Stern 2018) -- :func:`factored_second_moment` (the
+  rank-1 reconstruction :math:`V = R C / \operatorname{mean}(R)` the library
+  computes), :func:`state_bytes` / :func:`state_bytes_per_parameter` (bytes of
+  the tensors in ``optimizer.state``) and :func:`memory_after_one_step`;
+* LAMB (You et al. 2020) -- :func:`lamb_trust_ratios` (per-layer
+  :math:`\|\theta\|/\|u\|` recorded during training) and
+  :func:`batch_scaling_run` (equal epochs, growing batch, scaled learning rate);
+* Lion (Chen et al. 2023) -- :func:`update_rms` (RMS of the step divided by
+  :math:`\eta`, per step) and :func:`decay_factor`;
+* Sophia (Liu et al. 2023) -- :func:`sophia_landscape_run` (the clipped,
+  Hessian-preconditioned step on a 2-D landscape) and
+  :func:`sophia_clip_fraction_run` (the common task with a GNB or Hutchinson
+  estimate every ``k`` steps);
+* the comparison -- :data:`COMPARISON`, :func:`make_optimizer`,
+  :func:`comparison_run`, :func:`tune_learning_rate`.
+
+The common task is :func:`optbook.experiments.training.teacher_classification`
+(20 inputs, 4 classes, 2048 training examples) with
+``mlp(20, 4, hidden=64, depth=2)``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import torch as otorch
+from ..adafactor import scale_by_factored_rms
+from ..base import apply_updates, check_number
+from ..landscapes import Landscape
+from ..sophia import sophia
+from .training import Dataset, History, epoch_batches, mlp, teacher_classification, train
+
+__all__ = [
+    # the common task
+    "TASK", "task_data", "task_model",
+    # AdaFactor
+    "factored_second_moment", "relative_error", "state_bytes", "state_bytes_per_parameter",
+    "memory_after_one_step",
+    # LAMB
+    "TrustRatioRun", "lamb_trust_ratios", "BatchScalingResult", "batch_scaling_run",
+    # Lion
+    "update_rms", "decay_factor",
+    # Sophia
+    "SophiaPath", "sophia_landscape_run", "SophiaTaskRun", "sophia_clip_fraction_run",
+    # comparison
+    "OptimizerSpec", "COMPARISON", "make_optimizer", "RunResult", "comparison_run",
+    "tune_learning_rate",
+]
+
+TASK = dict(in_dim=20, out_dim=4, hidden=64, depth=2)
+"""The common task's network: ``mlp(20, 4, hidden=64, depth=2)`` (5,764 parameters)."""
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"Invalid {name}: {value!r} (must be an integer >= {low})")
+    return int(value)
+
+
+def task_data(seed: int = 0) -> Dataset:
+    """The common data set: ``teacher_classification(seed=seed)`` with its defaults."""
+    return teacher_classification(seed=seed)
+
+
+def task_model(seed: int = 0, hidden: int = TASK["hidden"]) -> nn.Sequential:
+    """The common network, ``mlp(20, 4, hidden, depth=2)``, initialised from ``seed``."""
+    return mlp(TASK["in_dim"], TASK["out_dim"], hidden=hidden, depth=TASK["depth"], seed=seed)
+
+
+# --- AdaFactor ---------------------------------------------------------------------------
+
+def factored_second_moment(grad: torch.Tensor) -> torch.Tensor:
+    r"""The n x m matrix :math:`V = R\,C/\operatorname{mean}(R)` AdaFactor uses after one step.
+
+    Runs one step of :func:`optbook.scale_by_factored_rms` on ``grad`` and
+    rebuilds :math:`V` from the stored row and column statistics. At the
+    first step :math:`\hat\beta_{2,1} = 1 - 1^{-0.8} = 0`, so
+    :math:`R_i = \operatorname{mean}_j G_{ij}^2` and
+    :math:`C_j = \operatorname{mean}_i G_{ij}^2` exactly: :math:`V` is the
+    rank-1 approximation of :math:`G^2` from its row and column means, and
+    it equals :math:`G^2` whenever :math:`G^2` has rank 1.
+    """
+    if grad.ndim != 2:
+        raise ValueError(f"Invalid grad: shape {tuple(grad.shape)} (expected a matrix)")
+    transform = scale_by_factored_rms(eps1=0.0)
+    _, state = transform.update(grad, transform.init(grad))
+    row, col = state["moments"]["row"], state["moments"]["col"]
+    return row * col / row.mean()
+
+
+def relative_error(approx, exact) -> float:
+    r""":math:`\|A - E\|_F / \|E\|_F`."""
+    approx, exact = torch.as_tensor(approx), torch.as_tensor(exact)
+    return float(torch.linalg.norm(approx - exact) / torch.linalg.norm(exact))
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of every tensor inside nested dicts, lists and tuples (numbers count 0)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def state_bytes_per_parameter(optimizer: torch.optim.Optimizer,
+                              named_parameters) -> dict[str, int]:
+    """``{name: bytes of the tensors in optimizer.state[p]}``, in the model's order.
+
+    Python numbers in the state (optbook's step counts) are not tensors and
+    count 0 bytes; ``torch.optim.Adam`` keeps its step as a 4-byte tensor.
+    """
+    return {name: _tensor_bytes(optimizer.state.get(p, {})) for name, p in named_parameters}
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Total bytes of the tensors in ``optimizer.state``."""
+    return sum(_tensor_bytes(s) for s in optimizer.state.values())
+
+
+def memory_after_one_step(make: Callable, model: nn.Module, data: Dataset,
+                          batch_size: int = 64) -> dict[str, int]:
+    """One step of ``make(model.parameters())`` on a minibatch, then its state bytes per tensor.
+
+    State is created lazily at the first step, so one step is what it takes
+    to see the optimizer's memory. The model is trained in place.
+    """
+    optimizer = make(model.parameters())
+    loss = nn.functional.cross_entropy(model(data.x_train[:batch_size]),
+                                       data.y_train[:batch_size])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return state_bytes_per_parameter(optimizer, model.named_parameters())
+
+
+# --- LAMB --------------------------------------------------------------------------------
+
+@dataclass
+class TrustRatioRun:
+    """LAMB's per-tensor trust ratios :math:`\\|\\theta_t\\|/\\|u_t\\|`, one row per step.
+
+    ``names`` label the columns (``"0.weight"``, ...); ``step_ratio`` is
+    :math:`\\|\\theta_{t+1}-\\theta_t\\| / (\\eta\\|\\theta_t\\|)`, which LAMB makes 1.
+    """
+
+    names: list[str]
+    ratios: np.ndarray          # (steps, tensors)
+    step_ratio: np.ndarray      # (steps, tensors)
+    history: History
+
+
+def lamb_trust_ratios(batch_size: int = 512, lr: float = 0.01, steps: int = 100,
+                      weight_decay: float = 0.01, seed: int = 0) -> TrustRatioRun:
+    r"""Train the common task with :class:`optbook.torch.LAMB` and record every trust ratio.
+
+    After each step the Adam direction is rebuilt from the optimizer's own
+    state, :math:`u = \hat m/(\sqrt{\hat v} + \epsilon) + \lambda\theta_t`
+    (:math:`\theta_t` the weights before the step), and the ratio is
+    :math:`\|\theta_t\|/\|u\|`.
+    """
+    check_number("learning rate", lr, low_inclusive=False)
+    data, model = task_data(seed), task_model(seed)
+    optimizer = otorch.LAMB(model.parameters(), lr=lr, weight_decay=weight_decay)
+    group = optimizer.param_groups[0]
+    (b1, b2), eps = group["betas"], group["eps"]
+    named = list(model.named_parameters())
+    before = [p.detach().clone() for _, p in named]
+    ratios, step_ratios = [], []
+
+    def record(t):
+        row, step_row = [], []
+        for i, (_, p) in enumerate(named):
+            adam_state = optimizer.state[p]["transform_state"][0]
+            k = adam_state["count"]
+            m_hat = adam_state["mu"] / (1 - b1 ** k)
+            v_hat = adam_state["nu"] / (1 - b2 ** k)
+            u = m_hat / (v_hat.sqrt() + eps) + weight_decay * before[i]
+            theta_norm = float(before[i].norm())
+            row.append(theta_norm / float(u.norm()))
+            step_row.append(float((p.detach() - before[i]).norm()) / (lr * theta_norm))
+            before[i] = p.detach().clone()
+        ratios.append(row)
+        step_ratios.append(step_row)
+
+    history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
+                    eval_every=steps, seed=seed, on_step=record)
+    return TrustRatioRun([n for n, _ in named], np.array(ratios), np.array(step_ratios), history)
+
+
+@dataclass
+class BatchScalingResult:
+    """Final losses of one optimizer at each batch size, after the same number of epochs."""
+
+    batch_sizes: list[int]
+    learning_rates: list[float]
+    steps: list[int]
+    final_train_loss: list[float]    # full training set, after the last step
+    final_val_loss: list[float]
+
+
+def _full_loss(model: nn.Module, x, y) -> float:
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(model(x), y))
+
+
+def batch_scaling_run(name: str, base_lr: float, batch_sizes: Sequence[int] = (32, 128, 512, 1024),
+                      epochs: int = 8, base_batch: int = 32, seed: int = 0) -> BatchScalingResult:
+    r"""Train ``name`` (``"adam"`` or ``"lamb"``) for ``epochs`` epochs at each batch size.
+
+    Equal epochs means :math:`T = \text{epochs}\cdot\lfloor N/B\rfloor` steps, so a
+    32x larger batch takes 32x fewer steps. The learning rate follows the
+    square-root rule :math:`\eta_B = \eta_{32}\sqrt{B/32}` (You et al. 2020).
+    """
+    if name not in ("adam", "lamb"):
+        raise ValueError(f"Invalid name: {name!r} (choose 'adam' or 'lamb')")
+    epochs = _check_int("epochs", epochs, 1)
+    data = task_data(seed)
+    result = BatchScalingResult(list(batch_sizes), [], [], [], [])
+    for batch in batch_sizes:
+        batch = _check_int("batch size", batch, 1)
+        lr = base_lr * math.sqrt(batch / base_batch)
+        steps = epochs * (data.n_train // batch)
+        model = task_model(seed)
+        make = otorch.Adam if name == "adam" else otorch.LAMB
+        optimizer = make(model.parameters(), lr=lr)
+        train(model, optimizer, data, steps=steps, batch_size=batch, eval_every=steps, seed=seed)
+        result.learning_rates.append(lr)
+        result.steps.append(steps)
+        result.final_train_loss.append(_full_loss(model, data.x_train, data.y_train))
+        result.final_val_loss.append(_full_loss(model, data.x_val, data.y_val))
+    return result
+
+
+# --- Lion --------------------------------------------------------------------------------
+
+def update_rms(make: Callable, lr: float, steps: int = 200, batch_size: int = 64,
+               seed: int = 0) -> np.ndarray:
+    r"""Per step, :math:`\operatorname{RMS}(\theta_{t+1}-\theta_t)/\eta` over all weights.
+
+    ``make(params, lr)`` builds the optimizer (no weight decay, so the step
+    is the update alone). For Lion every coordinate moves by exactly
+    :math:`\eta`, so the value is 1; for Adam it is the RMS of
+    :math:`\hat m/(\sqrt{\hat v}+\epsilon)`, below 1 once gradients are noisy.
+    """
+    check_number("learning rate", lr, low_inclusive=False)
+    data, model = task_data(seed), task_model(seed)
+    optimizer = make(model.parameters(), lr)
+    params = list(model.parameters())
+    count = sum(p.numel() for p in params)
+    before = [p.detach().clone() for p in params]
+    rms = []
+
+    def record(t):
+        squares = 0.0
+        for i, p in enumerate(params):
+            squares += float(((p.detach() - before[i]) ** 2).sum())
+            before[i] = p.detach().clone()
+        rms.append(math.sqrt(squares / count) / lr)
+
+    train(model, optimizer, data, steps=steps, batch_size=batch_size, eval_every=steps,
+          seed=seed, on_step=record)
+    return np.array(rms)
+
+
+def decay_factor(lr: float, weight_decay: float, steps: int) -> float:
+    r""":math:`(1 - \eta\lambda)^T`: what decoupled decay alone leaves of a weight after T steps."""
+    return (1.0 - lr * weight_decay) ** steps
+
+
+# --- Sophia ------------------------------------------------------------------------------
+
+@dataclass
+class SophiaPath:
+    """Sophia on a 2-D landscape with the exact diagonal Hessian at every step.
+
+    ``clipped[t, i]`` is True when coordinate ``i`` of step ``t + 1`` hit the
+    clip, :math:`|m_i| \\ge \\rho h_i`, and so moved by exactly :math:`\\eta`.
+    ``step_size[t, i] = |\\theta_{t+1,i} - \\theta_{t,i}| / \\eta``.
+    """
+
+    path: np.ndarray          # (steps + 1, 2)
+    values: np.ndarray        # (steps + 1,)
+    clipped: np.ndarray       # (steps, 2) bool
+    step_size: np.ndarray     # (steps, 2)
+
+
+def sophia_landscape_run(landscape: Landscape, lr: float = 0.1, rho: float = 0.5,
+                         b1: float = 0.9, steps: int = 60, x0=None) -> SophiaPath:
+    r"""Run ``optbook.sophia(lr, b1, rho=rho, weight_decay=0)`` with ``hessian=`` every step.
+
+    Each step passes the exact diagonal :math:`\operatorname{diag}\nabla^2 f(\theta_t)`
+    (k = 1); :math:`\beta_2` only enters through the moving average of those.
+    The path is the one :func:`optbook.landscapes.trajectory` with
+    ``with_hessian=True`` computes; this loop also reads the state to report
+    which coordinates were clipped.
+    """
+    steps = _check_int("steps", steps, 1)
+    optimizer = sophia(lr, b1=b1, rho=rho, weight_decay=0.0)
+    theta = np.array(landscape.x0 if x0 is None else x0, dtype=np.float64)
+    state = optimizer.init(theta)
+    path, values, clipped, sizes = [theta], [float(landscape.value(theta))], [], []
+    for _ in range(steps):
+        updates, state = optimizer.update(landscape.grad(theta), state, theta,
+                                          hessian=landscape.hessian_diag(theta))
+        link = state[0]
+        clipped.append(np.abs(link["mu"]) >= rho * link["hessian"])
+        sizes.append(np.abs(updates) / lr)
+        theta = apply_updates(theta, updates)
+        path.append(theta)
+        values.append(float(landscape.value(theta)))
+    return SophiaPath(np.array(path), np.array(values), np.array(clipped), np.array(sizes))
+
+
+@dataclass
+class SophiaTaskRun:
+    """SophiaG on the common task: history and the fraction of clipped coordinates per step."""
+
+    history: History
+    clip_fraction: np.ndarray        # (steps,)
+    hessian_steps: list[int]         # steps after which update_hessian was called
+
+
+def _sophia_clip_fraction(optimizer: "otorch.SophiaG") -> float:
+    clipped = total = 0
+    for group in optimizer.param_groups:
+        rho = group["rho"] * group["bs"]
+        for p in group["params"]:
+            link = optimizer.state[p]["transform_state"][0]
+            clipped += int((link["mu"].abs() >= rho * link["hessian"]).sum())
+            total += p.numel()
+    return clipped / total
+
+
+def sophia_clip_fraction_run(lr: float = 3e-3, rho: float = 0.04, k: int = 10,
+                             steps: int = 300, batch_size: int = 64, estimator: str = "gnb",
+                             weight_decay: float = 0.01, seed: int = 0) -> SophiaTaskRun:
+    r"""Train the common task with :class:`optbook.torch.SophiaG`, refreshing h every ``k`` steps.
+
+    After steps ``k, 2k, ...`` a fresh minibatch (its own generator) gives a
+    diagonal Hessian estimate -- Gauss-Newton-Bartlett
+    (:func:`optbook.torch.gnb_hessian_estimate`, labels sampled from the
+    model's softmax) or Hutchinson
+    (:func:`optbook.torch.hutchinson_hessian_estimate`) -- passed to
+    ``update_hessian``. Before the first estimate :math:`h = 0` and every
+    coordinate is clipped: Sophia starts as sign momentum.
+    """
+    k = _check_int("k", k, 1)
+    if estimator not in ("gnb", "hutchinson"):
+        raise ValueError(f"Invalid estimator: {estimator!r} (choose 'gnb' or 'hutchinson')")
+    data, model = task_data(seed), task_model(seed)
+    optimizer = otorch.SophiaG(model.parameters(), lr=lr, rho=rho, weight_decay=weight_decay)
+    hook = _SophiaHessianHook(model, optimizer, data, k, batch_size, estimator, seed)
+    history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
+                    eval_every=max(1, steps // 10), seed=seed, on_step=hook)
+    return SophiaTaskRun(history, np.array(hook.clip_fraction), hook.hessian_steps)
+
+
+class _SophiaHessianHook:
+    """``on_step`` for :func:`train`: record the clip fraction, then refresh h every k steps."""
+
+    def __init__(self, model, optimizer, data, k, batch_size, estimator="gnb", seed=0):
+        self.model, self.optimizer, self.data, self.k = model, optimizer, data, k
+        self.estimator = estimator
+        self.batches = epoch_batches(data.n_train, batch_size,
+                                     torch.Generator().manual_seed(seed + 1))
+        self.labels = torch.Generator().manual_seed(seed + 2)
+        self.clip_fraction: list[float] = []
+        self.hessian_steps: list[int] = []
+
+    def __call__(self, t: int) -> None:
+        self.clip_fraction.append(_sophia_clip_fraction(self.optimizer))
+        if (t + 1) % self.k:
+            return
+        params = list(self.model.parameters())
+        idx = next(self.batches)
+        logits = self.model(self.data.x_train[idx])
+        if self.estimator == "gnb":
+            estimates = otorch.gnb_hessian_estimate(logits, params, generator=self.labels)
+        else:
+            loss = nn.functional.cross_entropy(logits, self.data.y_train[idx])
+            estimates = otorch.hutchinson_hessian_estimate(loss, params, generator=self.labels)
+        self.optimizer.update_hessian(estimates)
+        self.hessian_steps.append(t + 1)
+
+
+# --- the comparison ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """How the comparison builds one optimizer: ``make(params, lr)`` and its lr grid."""
+
+    label: str
+    make: Callable
+    lr_grid: tuple
+    settings: str               # the fixed hyper-parameters, for the table
+
+
+COMPARISON: dict[str, OptimizerSpec] = {
+    "momentum": OptimizerSpec(
+        "SGD + momentum", lambda p, lr: otorch.SGD(p, lr=lr, momentum=0.9),
+        (0.01, 0.03, 0.1, 0.3), "β = 0.9"),
+    "adam": OptimizerSpec(
+        "Adam", lambda p, lr: otorch.Adam(p, lr=lr),
+        (3e-4, 1e-3, 3e-3, 1e-2), "β = (0.9, 0.999)"),
+    "adamw": OptimizerSpec(
+        "AdamW", lambda p, lr: otorch.AdamW(p, lr=lr, weight_decay=0.05),
+        (3e-4, 1e-3, 3e-3, 1e-2), "λ = 0.05"),
+    "adafactor": OptimizerSpec(
+        "Adafactor", lambda p, lr: otorch.Adafactor(p, lr=lr),
+        (3e-3, 1e-2, 3e-2, 1e-1), "relative step, d = 1"),
+    "lamb": OptimizerSpec(
+        "LAMB", lambda p, lr: otorch.LAMB(p, lr=lr, weight_decay=0.05),
+        (3e-3, 1e-2, 3e-2, 1e-1), "λ = 0.05"),
+    "lion": OptimizerSpec(
+        "Lion", lambda p, lr: otorch.Lion(p, lr=lr, weight_decay=0.5),
+        (1e-4, 3e-4, 1e-3, 3e-3), "β = (0.9, 0.99), λ = 0.5"),
+    "sophia": OptimizerSpec(
+        "Sophia", lambda p, lr: otorch.SophiaG(p, lr=lr, rho=0.04, weight_decay=0.05),
+        (3e-4, 1e-3, 3e-3, 1e-2), "ρ = 0.04, λ = 0.05, GNB every k = 10"),
+}
+"""The seven optimizers of the comparison, each with a small log-grid of learning rates."""
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``COMPARISON[name].make(params, lr)`` with a clear error for an unknown name."""
+    if name not in COMPARISON:
+        raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(COMPARISON)})")
+    return COMPARISON[name].make(params, lr)
+
+
+@dataclass
+class RunResult:
+    """One training run of the comparison."""
+
+    name: str
+    lr: float
+    history: History
+    final_train_loss: float      # on the whole training set, after the last step
+    final_val_loss: float
+    state_bytes: int
+    seconds_per_step: float      # wall clock: varies from run to run
+    extra: dict = field(default_factory=dict)
+
+
+def comparison_run(name: str, lr: float, steps: int = 150, batch_size: int = 64,
+                   k: int = 10, seed: int = 0) -> RunResult:
+    """Train the common task with ``make_optimizer(name, ..., lr)`` for ``steps`` steps.
+
+    Same data, initialisation and minibatch order for every optimizer; Sophia
+    also gets a GNB Hessian estimate after every ``k``-th step (its cost is
+    part of its time per step).
+    """
+    data, model = task_data(seed), task_model(seed)
+    optimizer = make_optimizer(name, model.parameters(), lr)
+    hook = (_SophiaHessianHook(model, optimizer, data, k, batch_size, "gnb", seed)
+            if name == "sophia" else None)
+    start = time.perf_counter()
+    history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
+                    eval_every=max(1, steps // 10), seed=seed, on_step=hook)
+    seconds = (time.perf_counter() - start) / steps
+    return RunResult(name, lr, history, _full_loss(model, data.x_train, data.y_train),
+                     _full_loss(model, data.x_val, data.y_val), state_bytes(optimizer), seconds)
+
+
+def tune_learning_rate(name: str, steps: int = 150, batch_size: int = 64,
+                       seed: int = 0) -> tuple[RunResult, list[RunResult]]:
+    """Run every learning rate of ``COMPARISON[name].lr_grid``; the best has the lowest val loss.
+
+    A diverged run (non-finite loss) counts as infinitely bad.
+    """
+    if name not in COMPARISON:
+        raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(COMPARISON)})")
+    runs = [comparison_run(name, lr, steps, batch_size, seed=seed)
+            for lr in COMPARISON[name].lr_grid]
+
+    def score(run):
+        bad = run.history.diverged or not math.isfinite(run.final_val_loss)
+        return math.inf if bad else run.final_val_loss
+
+    return min(runs, key=score), runs

@@ -1,0 +1,238 @@
+"""Chapter 5 (second half) experiments against closed forms and independent transcriptions.
+
+Expected values come from formulas (rank-1 algebra, byte counts n + m and
+2 n m, |step| = eta), from hand-written loops of the published updates, or
+from torch.optim -- never from an earlier run of the code under test.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import optbook
+import optbook.torch as otorch
+from optbook import landscapes
+from optbook.experiments import descendants as D
+from optbook.experiments.training import epoch_batches
+
+FLOAT = 4   # bytes of a float32
+
+
+# --- AdaFactor ---------------------------------------------------------------------------
+
+def test_factored_reconstruction_is_exact_for_rank_one_squares():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(7, generator=g), torch.randn(5, generator=g)
+    grad = torch.outer(a, b)            # G^2 = (a^2)(b^2)^T has rank 1
+    np.testing.assert_allclose(D.factored_second_moment(grad), grad ** 2, rtol=1e-5)
+
+
+def test_factored_reconstruction_matches_independent_numpy_formula():
+    rng = np.random.default_rng(1)
+    grad = rng.standard_normal((6, 9))
+    g2 = grad ** 2
+    rows, cols = g2.mean(axis=1, keepdims=True), g2.mean(axis=0, keepdims=True)
+    expected = rows @ cols / rows.mean()     # = (row sums)(col sums) / total sum
+    np.testing.assert_allclose(expected, g2.sum(1, keepdims=True) @ g2.sum(0, keepdims=True)
+                               / g2.sum(), rtol=1e-12)
+    got = D.factored_second_moment(torch.tensor(grad))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    assert D.relative_error(got, g2) > 0.1        # a generic matrix is not rank 1
+
+
+def test_factored_reconstruction_rejects_vectors():
+    with pytest.raises(ValueError, match="Invalid grad"):
+        D.factored_second_moment(torch.ones(3))
+
+
+def _one_step_bytes(make, n_in=12, n_out=7):
+    model = nn.Linear(n_in, n_out)
+    x, y = torch.randn(5, n_in), torch.randint(0, n_out, (5,))
+    opt = make(model.parameters())
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    return D.state_bytes_per_parameter(opt, model.named_parameters()), D.state_bytes(opt)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(12, 7), (64, 3)])
+def test_state_bytes_equal_hand_counts(n_in, n_out):
+    m, n = n_in, n_out          # weight is n x m, bias has n entries
+    adam, adam_total = _one_step_bytes(lambda p: otorch.Adam(p), n_in, n_out)
+    assert adam == {"weight": 2 * n * m * FLOAT, "bias": 2 * n * FLOAT}
+    assert adam_total == 2 * (n * m + n) * FLOAT
+    factored, total = _one_step_bytes(lambda p: otorch.Adafactor(p), n_in, n_out)
+    assert factored == {"weight": (n + m) * FLOAT, "bias": n * FLOAT}
+    assert total == (n + m + n) * FLOAT
+    lion, _ = _one_step_bytes(lambda p: otorch.Lion(p), n_in, n_out)
+    assert lion == {"weight": n * m * FLOAT, "bias": n * FLOAT}
+    sgd, _ = _one_step_bytes(lambda p: otorch.SGD(p, lr=0.1, momentum=0.9), n_in, n_out)
+    assert sgd == {"weight": n * m * FLOAT, "bias": n * FLOAT}
+    # torch.optim.Adam keeps its step count as a float32 scalar tensor
+    reference, _ = _one_step_bytes(lambda p: torch.optim.Adam(p), n_in, n_out)
+    assert reference == {"weight": (2 * n * m + 1) * FLOAT, "bias": (2 * n + 1) * FLOAT}
+
+
+def test_memory_after_one_step_counts_torch_adafactor_the_same():
+    data = D.task_data()
+    ours = D.memory_after_one_step(lambda p: otorch.Adafactor(p), D.task_model(), data)
+    theirs = D.memory_after_one_step(lambda p: torch.optim.Adafactor(p), D.task_model(), data)
+    # torch.optim.Adafactor: row/col factors of the same sizes, plus a float32 step tensor
+    assert {k: v + FLOAT for k, v in ours.items()} == theirs
+
+
+# --- LAMB --------------------------------------------------------------------------------
+
+def test_lamb_trust_ratios_equal_independent_transcription():
+    steps, batch, lr, wd = 6, 256, 0.01, 0.01
+    run = D.lamb_trust_ratios(batch_size=batch, lr=lr, steps=steps, weight_decay=wd)
+    # You et al. (2020), Algorithm 2, written out by hand on the same batches
+    data, model = D.task_data(), D.task_model()
+    params = list(model.parameters())
+    b1, b2, eps = 0.9, 0.999, 1e-6
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    batches = epoch_batches(data.n_train, batch, torch.Generator().manual_seed(0))
+    expected = []
+    for t in range(1, steps + 1):
+        idx = next(batches)
+        grads = torch.autograd.grad(
+            nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]), params)
+        row = []
+        with torch.no_grad():
+            for i, (p, g) in enumerate(zip(params, grads)):
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                u = (m[i] / (1 - b1 ** t)) / ((v[i] / (1 - b2 ** t)).sqrt() + eps) + wd * p
+                ratio = p.norm() / u.norm()
+                row.append(float(ratio))
+                p -= lr * ratio * u
+        expected.append(row)
+    np.testing.assert_allclose(run.ratios, expected, rtol=1e-4)
+    # and every step has norm lr * ||theta||
+    np.testing.assert_allclose(run.step_ratio, 1.0, rtol=1e-4)
+    assert run.names == [n for n, _ in model.named_parameters()]
+
+
+def test_batch_scaling_uses_equal_epochs_and_sqrt_rule():
+    result = D.batch_scaling_run("lamb", 0.01, batch_sizes=(256, 1024), epochs=1)
+    assert result.steps == [2048 // 256, 2048 // 1024]
+    assert result.learning_rates == pytest.approx([0.01 * math.sqrt(8), 0.01 * math.sqrt(32)])
+    with pytest.raises(ValueError, match="Invalid name"):
+        D.batch_scaling_run("sgd", 0.1)
+
+
+# --- Lion --------------------------------------------------------------------------------
+
+def test_lion_moves_every_coordinate_by_exactly_eta():
+    rng = np.random.default_rng(2)
+    theta, lr = rng.standard_normal(50), 3e-4
+    opt = optbook.lion(lr)
+    state = opt.init(theta)
+    for _ in range(5):
+        updates, state = opt.update(rng.standard_normal(50), state, theta)
+        np.testing.assert_allclose(np.abs(updates), lr, rtol=1e-12)
+        theta = optbook.apply_updates(theta, updates)
+
+
+def test_update_rms_is_one_for_lion_and_below_for_adam():
+    lion = D.update_rms(lambda p, lr: otorch.Lion(p, lr=lr), 1e-3, steps=20)
+    # coordinates with an exactly zero gradient (dead ReLUs) do not move; all others move eta
+    assert np.all(lion <= 1 + 1e-4) and np.all(lion > 0.95)
+    adam = D.update_rms(lambda p, lr: otorch.Adam(p, lr=lr), 1e-3, steps=20)
+    # first Adam step: m_hat / sqrt(v_hat) = g / |g| = +-1 wherever g != 0
+    assert adam[0] == pytest.approx(lion[0], rel=1e-3)
+    assert adam[-1] < 0.9
+
+
+def test_decay_factor_closed_form():
+    assert D.decay_factor(1e-3, 0.1, 1000) == pytest.approx((1 - 1e-4) ** 1000)
+    assert D.decay_factor(1e-4, 1.0, 1000) == pytest.approx(D.decay_factor(1e-3, 0.1, 1000))
+
+
+# --- Sophia ------------------------------------------------------------------------------
+
+def test_sophia_landscape_run_matches_trajectory_and_clip_rule():
+    land = landscapes.quadratic(25)
+    lr, rho = 0.1, 0.5
+    run = D.sophia_landscape_run(land, lr=lr, rho=rho, b1=0.9, steps=40)
+    reference = landscapes.trajectory(optbook.sophia(lr, b1=0.9, rho=rho, weight_decay=0.0),
+                                      land, steps=40, with_hessian=True)
+    np.testing.assert_allclose(run.path, reference.path, rtol=1e-12)
+    # clipped coordinates move exactly eta; the others less
+    np.testing.assert_allclose(run.step_size[run.clipped], 1.0, rtol=1e-12)
+    assert np.all(run.step_size[~run.clipped] < 1.0)
+    assert run.clipped[0].all() and (~run.clipped).any()
+
+
+def test_sophia_unclipped_step_is_newton_like_on_a_quadratic():
+    # with b1 = 0 (m = g) and b2 folded in once, an unclipped step is eta g / (rho h)
+    land = landscapes.quadratic(4)
+    lr, rho = 0.05, 100.0     # rho h = (1, 4) > |g| = (0.5, 2): no clipping
+    run = D.sophia_landscape_run(land, lr=lr, rho=rho, b1=0.0, steps=1, x0=(0.5, 0.5))
+    g = np.array(land.grad(np.array([0.5, 0.5])))
+    h = (1 - 0.99) * np.array(land.hessian_diag(np.array([0.5, 0.5])))   # h_1 = (1 - b2) h_hat
+    assert not run.clipped[0].any()
+    np.testing.assert_allclose(run.path[1] - run.path[0], -lr * g / (rho * h), rtol=1e-12)
+
+
+def test_sophia_task_refreshes_hessian_every_k_steps():
+    run = D.sophia_clip_fraction_run(steps=25, k=10)
+    assert run.hessian_steps == [10, 20]
+    assert np.all(run.clip_fraction[:10] == 1.0)     # h = 0 until the first estimate
+    assert run.clip_fraction[10] < 1.0
+    with pytest.raises(ValueError, match="Invalid estimator"):
+        D.sophia_clip_fraction_run(estimator="exact")
+
+
+# --- the comparison ---------------------------------------------------------------------
+
+def test_comparison_run_equals_hand_loop_with_torch_optim_adamw():
+    steps, batch, lr = 30, 64, 3e-3
+    result = D.comparison_run("adamw", lr, steps=steps, batch_size=batch)
+    data, model = D.task_data(), D.task_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    batches = epoch_batches(data.n_train, batch, torch.Generator().manual_seed(0))
+    losses = []
+    for _ in range(steps):
+        idx = next(batches)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    np.testing.assert_allclose(result.history.train_loss, losses, rtol=1e-5)
+    with torch.no_grad():
+        val = nn.functional.cross_entropy(model(data.x_val), data.y_val).item()
+    assert result.final_val_loss == pytest.approx(val, rel=1e-5)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert result.state_bytes == 2 * n_params * FLOAT
+
+
+def test_comparison_run_equals_hand_loop_with_torch_optim_sgd_momentum():
+    steps, batch, lr = 30, 64, 0.03
+    result = D.comparison_run("momentum", lr, steps=steps, batch_size=batch)
+    data, model = D.task_data(), D.task_model()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    batches = epoch_batches(data.n_train, batch, torch.Generator().manual_seed(0))
+    for _ in range(steps):
+        idx = next(batches)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
+        opt.step()
+    with torch.no_grad():
+        train_loss = nn.functional.cross_entropy(model(data.x_train), data.y_train).item()
+    assert result.final_train_loss == pytest.approx(train_loss, rel=1e-5)
+
+
+def test_tuning_picks_lowest_finite_validation_loss(monkeypatch):
+    spec = D.COMPARISON["lion"]
+    monkeypatch.setitem(D.COMPARISON, "lion", D.OptimizerSpec(spec.label, spec.make,
+                                                              (1e-4, 1e-3, 1.0), spec.settings))
+    best, runs = D.tune_learning_rate("lion", steps=20)
+    assert [r.lr for r in runs] == [1e-4, 1e-3, 1.0]
+    finite = [r for r in runs if math.isfinite(r.final_val_loss) and not r.history.diverged]
+    assert best.final_val_loss == min(r.final_val_loss for r in finite)
+    with pytest.raises(ValueError, match="Invalid optimizer"):
+        D.make_optimizer("adamax", [torch.zeros(1, requires_grad=True)], 0.1)
