@@ -1,0 +1,434 @@
+r"""Chapter 2 (確率的勾配降下法, stochastic gradient descent): minibatches, batch size, limits.
+
+Every function is pure (explicit ``seed``) and returns NumPy arrays, Python
+numbers or small dataclasses; the notebook only calls and plots, and
+``tests/test_sgd_experiments.py`` checks each one against a closed form, an
+exact enumeration or code nobody here wrote.
+
+Article notation: minibatch (ミニバッチ) :math:`B \subset \{1..N\}`, minibatch gradient
+
+.. math:: g_B(\theta) = \frac1{|B|}\sum_{i\in B}\nabla_\theta\ell_i(\theta),\qquad
+          \theta_{t+1} = \theta_t - \eta\, g_{B_t}(\theta_t).
+
+Sections:
+
+* 2.1 -- per-example gradients of a small MLP; unbiasedness and the
+  :math:`\tfrac{1}{|B|}\tfrac{N-|B|}{N-1}` variance law measured; throughput
+  per example against batch size; gradient noise as a regulariser (final
+  train/validation loss and sharpness); minibatch noise escaping a shallow
+  local minimum of a 1-D loss that full-batch gradient descent stays in;
+* 2.2 -- small vs large batches at equal epochs and equal steps; the linear
+  scaling rule of Goyal et al. (2017), with and without warmup;
+* 2.3 -- the learning-rate sweep, steps to tolerance against the condition
+  number, and stalls at a saddle with and without noise.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import check_number
+from ..landscapes import quadratic, trajectory
+from ..optimizers import sgd
+from ..schedules import as_lambda_lr, linear_warmup
+from ..torch import SGD
+from .foundations import saddle_run
+from .training import Dataset, History, evaluate, mlp, train
+
+__all__ = [
+    # 2.1 the minibatch gradient
+    "model_per_example_gradients", "minibatch_gradient_samples", "minibatch_variance_curve",
+    "finite_population_variance", "exact_minibatch_moments", "loglog_slope",
+    "time_per_example",
+    # 2.1 noise as a regulariser and as an escape
+    "BatchRun", "batch_size_run", "hessian_top_eigenvalue",
+    "DoubleWell", "double_well", "double_well_escapes",
+    # 2.2 batch size and the linear scaling rule
+    "linear_scaling_runs",
+    # 2.3 limits
+    "learning_rate_sweep", "steps_to_tolerance", "saddle_escape_steps",
+    # widget
+    "sgd_noise_explorer",
+]
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"Invalid {name}: {value!r} (must be an integer >= {low})")
+    return int(value)
+
+
+# --- 2.1 the minibatch gradient -----------------------------------------------------------
+
+def model_per_example_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    r"""Rows :math:`\nabla_\theta\ell_i(\theta)` of the cross-entropy of ``model``, shape ``(N, P)``.
+
+    Computed by ``torch.func.vmap(torch.func.grad(...))`` over
+    ``torch.func.functional_call``; the :math:`P` parameters are flattened in
+    ``model.parameters()`` order. Returned as float64 NumPy.
+    """
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(p, xi, yi):
+        logits = torch.func.functional_call(model, p, (xi.unsqueeze(0),))
+        return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
+
+    grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
+    flat = torch.cat([grads[k].reshape(len(x), -1) for k in params], dim=1)
+    return flat.double().numpy()
+
+
+def minibatch_gradient_samples(per_example: np.ndarray, batch_size: int, num_batches: int,
+                               seed: int = 0) -> np.ndarray:
+    r"""``num_batches`` independent draws of :math:`g_B`, each batch uniform *without* replacement.
+
+    Like :func:`optbook.experiments.foundations.minibatch_gradients`, but in
+    chunks so that a wide ``per_example`` matrix (a network's gradients) never
+    needs ``num_batches * batch_size * P`` numbers at once. Returns
+    ``(num_batches, P)``.
+    """
+    per_example = np.asarray(per_example, dtype=np.float64)
+    n, dim = per_example.shape
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size > n:
+        raise ValueError(f"Invalid batch_size: {batch_size} (the data set has {n} examples)")
+    num_batches = _check_int("num_batches", num_batches, 1)
+    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    # argsort of uniforms = an independent random permutation per batch; keep the first |B|
+    index = np.argsort(rng.random((num_batches, n)), axis=1)[:, :batch_size]
+    out = np.empty((num_batches, dim))
+    chunk = max(1, 2_000_000 // (batch_size * dim))
+    for start in range(0, num_batches, chunk):
+        out[start:start + chunk] = per_example[index[start:start + chunk]].mean(axis=1)
+    return out
+
+
+def minibatch_variance_curve(per_example: np.ndarray, batch_sizes: Sequence[int],
+                             num_batches: int = 500, seed: int = 0) -> np.ndarray:
+    r"""Monte Carlo :math:`\mathbb E\|g_B - \nabla\mathcal L\|^2` for each batch size."""
+    full = np.asarray(per_example, dtype=np.float64).mean(axis=0)
+    out = []
+    for k, b in enumerate(batch_sizes):
+        samples = minibatch_gradient_samples(per_example, b, num_batches, seed + k)
+        out.append(float(((samples - full) ** 2).sum(axis=1).mean()))
+    return np.array(out)
+
+
+def finite_population_variance(per_example: np.ndarray, batch_size) -> np.ndarray:
+    r"""The theorem's :math:`\frac{\operatorname{tr}\Sigma}{|B|}\cdot\frac{N-|B|}{N-1}`.
+
+    :math:`\Sigma = \frac1N\sum_i(\nabla\ell_i-\nabla\mathcal L)(\nabla\ell_i-\nabla\mathcal L)^\top`;
+    ``batch_size`` may be an array. With replacement the factor would be 1.
+    """
+    per_example = np.asarray(per_example, dtype=np.float64)
+    n = per_example.shape[0]
+    b = np.asarray(batch_size, dtype=np.float64)
+    if np.any(b < 1) or np.any(b > n):
+        raise ValueError(f"Invalid batch_size: {batch_size} (must lie in [1, {n}])")
+    trace_sigma = float(((per_example - per_example.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return trace_sigma / b * (n - b) / max(n - 1, 1)
+
+
+def exact_minibatch_moments(per_example: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:
+    r"""Mean of :math:`g_B` and :math:`\mathbb E\|g_B-\nabla\mathcal L\|^2` over *all* :math:`\binom N{|B|}` batches.
+
+    Exact enumeration, for tiny problems (at most 200,000 subsets).
+    """
+    per_example = np.asarray(per_example, dtype=np.float64)
+    n = per_example.shape[0]
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size > n:
+        raise ValueError(f"Invalid batch_size: {batch_size} (the data set has {n} examples)")
+    if math.comb(n, batch_size) > 200_000:
+        raise ValueError(f"Invalid batch_size: C({n}, {batch_size}) subsets are too many to enumerate")
+    subsets = np.array(list(itertools.combinations(range(n), batch_size)))
+    g = per_example[subsets].mean(axis=1)
+    full = per_example.mean(axis=0)
+    return g.mean(axis=0), float(((g - full) ** 2).sum(axis=1).mean())
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("Invalid x, y: need two positive arrays of equal length >= 2")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def time_per_example(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     batch_sizes: Sequence[int], repeats: int = 5,
+                     examples_per_repeat: int = 256) -> np.ndarray:
+    """Median wall time (seconds) of one forward+backward pass, divided by the batch size.
+
+    Each repeat processes about ``examples_per_repeat`` examples in batches of
+    the given size. Timing varies with the machine and its load: use the
+    result for plots and coarse ratios, never for exact comparisons.
+    """
+    repeats = _check_int("repeats", repeats, 1)
+    out = []
+    for b in batch_sizes:
+        b = _check_int("batch_size", b, 1)
+        calls = max(1, examples_per_repeat // b)
+        xb, yb = x[:b], y[:b]
+        times = []
+        for _ in range(repeats + 1):                 # the first repeat warms up
+            start = time.perf_counter()
+            for _ in range(calls):
+                model.zero_grad()
+                nn.functional.cross_entropy(model(xb), yb).backward()
+            times.append((time.perf_counter() - start) / (calls * b))
+        out.append(float(np.median(times[1:])))
+    model.zero_grad()
+    return np.array(out)
+
+
+# --- 2.1 noise as a regulariser -----------------------------------------------------------
+
+@dataclass
+class BatchRun:
+    """One training run of :func:`batch_size_run` and what it ended at."""
+
+    history: History
+    batch_size: int
+    learning_rate: float
+    steps: int
+    train_loss: float          # full training set (noisy labels), after the last step
+    train_accuracy: float
+    val_loss: float            # clean validation set
+    val_accuracy: float
+    sharpness: Optional[float]  # top Hessian eigenvalue of the training loss, if asked
+    epochs: float = 0.0        # passes over the training set
+
+
+def hessian_top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                           iterations: int = 30, seed: int = 0) -> float:
+    r"""Largest Hessian eigenvalue of the mean cross-entropy, by power iteration.
+
+    Each iteration is one Hessian-vector product (double backward,
+    Pearlmutter 1994), :math:`v \leftarrow Hv/\|Hv\|`; the estimate is the
+    Rayleigh quotient :math:`v^\top H v`. This is the *sharpness* of
+    Keskar et al. (2017) in its simplest form.
+    """
+    iterations = _check_int("iterations", iterations, 1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = nn.functional.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    g = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    v = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+    norm = torch.sqrt(sum((u ** 2).sum() for u in v))
+    v = [u / norm for u in v]
+    eigenvalue = 0.0
+    for _ in range(iterations):
+        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
+        eigenvalue = float(sum((a * b).sum() for a, b in zip(v, hv)))
+        norm = torch.sqrt(sum((u ** 2).sum() for u in hv))
+        v = [u / norm for u in hv]
+    return eigenvalue
+
+
+def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: int, *,
+                   hidden: int = 64, warmup_steps: int = 0, eval_every: Optional[int] = None,
+                   sharpness: bool = False, seed: int = 0) -> BatchRun:
+    r"""Train ``mlp(dim, classes, hidden)`` with plain SGD (``optbook.torch.SGD``) for ``steps`` steps.
+
+    The model and the batch order depend only on ``seed``, so runs that differ
+    in batch size or learning rate start from the same weights.
+    ``warmup_steps > 0`` ramps the rate linearly from 0
+    (``schedules.linear_warmup`` through ``schedules.as_lambda_lr``;
+    Goyal et al. 2017). ``eval_every`` defaults to one epoch.
+    """
+    batch_size = _check_int("batch_size", batch_size, 1)
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    steps = _check_int("steps", steps, 1)
+    if eval_every is None:
+        eval_every = max(1, data.n_train // batch_size)
+    model = mlp(data.x_train.shape[1], data.classes, hidden=hidden, seed=seed)
+    optimizer = SGD(model.parameters(), lr=learning_rate)
+    scheduler = None
+    if warmup_steps:
+        scheduler = as_lambda_lr(optimizer, linear_warmup(learning_rate, warmup_steps))
+    history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
+                    scheduler=scheduler, eval_every=eval_every, seed=seed)
+    if history.diverged:
+        nan = float("nan")
+        return BatchRun(history, batch_size, learning_rate, steps, nan, nan, nan, nan, None,
+                        steps * batch_size / data.n_train)
+    train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
+    val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+    top = hessian_top_eigenvalue(model, data.x_train, data.y_train, seed=seed) if sharpness \
+        else None
+    return BatchRun(history, batch_size, learning_rate, steps, train_loss, train_acc,
+                    val_loss, val_acc, top, steps * batch_size / data.n_train)
+
+
+# --- 2.1 escaping a shallow local minimum ------------------------------------------------
+
+@dataclass(frozen=True)
+class DoubleWell:
+    r"""A 1-D empirical risk :math:`\mathcal L(x) = \frac1N\sum_i \ell_i(x)` with two wells.
+
+    :math:`\ell_i(x) = \tfrac14 x^4 - \tfrac12 x^2 + c\,x + a_i x` with
+    :math:`\sum_i a_i = 0`, so :math:`\mathcal L(x) = \tfrac14x^4 - \tfrac12x^2 + cx`
+    and :math:`\nabla\ell_i = x^3 - x + c + a_i`: each example tilts the
+    loss a little, and a minibatch gradient is the full one plus the mean
+    tilt of the batch. For :math:`0 < c < 2/(3\sqrt3)` there is a shallow
+    local minimum at :math:`x > 0` and the global minimum at :math:`x < 0`.
+    """
+
+    tilt: float
+    offsets: np.ndarray         # the a_i, mean exactly zero
+
+    def value(self, x):
+        return 0.25 * x ** 4 - 0.5 * x ** 2 + self.tilt * x
+
+    def grad(self, x):
+        return x ** 3 - x + self.tilt
+
+    def critical_points(self) -> np.ndarray:
+        """Roots of :math:`x^3 - x + c`, ascending: global min, barrier top, local min."""
+        return np.sort(np.roots([1.0, 0.0, -1.0, self.tilt]).real)
+
+
+def double_well(n: int = 64, tilt: float = 0.25, offset_std: float = 1.0,
+                seed: int = 0) -> DoubleWell:
+    """:class:`DoubleWell` with ``n`` examples whose tilts :math:`a_i` have std ``offset_std``."""
+    n = _check_int("n", n, 2)
+    check_number("offset_std", offset_std)
+    if not 0 < tilt < 2 / (3 * math.sqrt(3)):
+        raise ValueError(f"Invalid tilt: {tilt} (must lie in (0, {2 / (3 * math.sqrt(3)):.4f}) "
+                         "for two wells)")
+    a = np.random.default_rng(_check_int("seed", seed, 0)).standard_normal(n)
+    a = a - a.mean()
+    a = a * (offset_std / a.std()) if offset_std > 0 else a * 0
+    return DoubleWell(float(tilt), a)
+
+
+def double_well_escapes(well: DoubleWell, batch_size: int, learning_rate: float = 0.1,
+                        steps: int = 300, runs: int = 100, x0: Optional[float] = None,
+                        seed: int = 0) -> np.ndarray:
+    r"""Final points of ``runs`` minibatch-SGD runs on ``well``, started in the shallow well.
+
+    Each step draws a batch without replacement (independently per run) and
+    moves :math:`x \leftarrow x - \eta\,(\nabla\mathcal L(x) + \bar a_B)`.
+    ``batch_size = N`` is full-batch gradient descent (:math:`\bar a_B = 0`).
+    A run *escaped* if it ends at :math:`x < ` the barrier top.
+    """
+    n = len(well.offsets)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size > n:
+        raise ValueError(f"Invalid batch_size: {batch_size} (the data set has {n} examples)")
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    steps, runs = _check_int("steps", steps, 0), _check_int("runs", runs, 1)
+    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    x = np.full(runs, well.critical_points()[2] if x0 is None else float(x0))
+    for _ in range(steps):
+        if batch_size == n:
+            noise = 0.0
+        else:
+            index = np.argsort(rng.random((runs, n)), axis=1)[:, :batch_size]
+            noise = well.offsets[index].mean(axis=1)
+        x = x - learning_rate * (well.grad(x) + noise)
+    return x
+
+
+# --- 2.2 the linear scaling rule ----------------------------------------------------------
+
+def linear_scaling_runs(data: Dataset, factors: Sequence[int], base_batch: int = 8,
+                        base_lr: float = 0.05, epochs: int = 4, warmup_epochs: float = 0,
+                        hidden: int = 64, seed: int = 0) -> dict[int, BatchRun]:
+    r"""The rule of Goyal et al. (2017): batch :math:`k|B|` with rate :math:`k\eta`, equal epochs.
+
+    For each factor :math:`k`: batch ``k * base_batch``, learning rate
+    ``k * base_lr``, ``epochs * N // (k * base_batch)`` steps, evaluated once
+    per epoch; ``warmup_epochs`` of linear warmup from 0 if asked.
+    """
+    runs = {}
+    for k in factors:
+        k = _check_int("factor", k, 1)
+        batch = k * base_batch
+        per_epoch = data.n_train // batch
+        if per_epoch < 1:
+            raise ValueError(f"Invalid factor: {k} (batch {batch} > {data.n_train} examples)")
+        runs[k] = batch_size_run(data, batch, k * base_lr, epochs * per_epoch, hidden=hidden,
+                                 warmup_steps=int(round(warmup_epochs * per_epoch)),
+                                 eval_every=per_epoch, seed=seed)
+    return runs
+
+
+# --- 2.3 limits ---------------------------------------------------------------------------
+
+def learning_rate_sweep(data: Dataset, learning_rates: Sequence[float], batch_size: int = 32,
+                        epochs: int = 3, hidden: int = 64, seed: int = 0) -> np.ndarray:
+    """Final full-training-set loss for each learning rate (``nan`` where the run diverged)."""
+    steps = epochs * (data.n_train // _check_int("batch_size", batch_size, 1))
+    return np.array([batch_size_run(data, batch_size, lr, steps, hidden=hidden,
+                                    eval_every=steps, seed=seed).train_loss
+                     for lr in learning_rates])
+
+
+def steps_to_tolerance(kappa: float, learning_rate: Optional[float] = None, tol: float = 1e-6,
+                       max_steps: int = 100_000) -> Optional[int]:
+    r"""Steps of gradient descent on ``quadratic(kappa)`` until :math:`f - f^* \le` ``tol`` :math:`\cdot(f_0 - f^*)`.
+
+    Default rate: the best single rate :math:`\eta^\star = 2/(L+\mu)`. Returns
+    ``None`` if the tolerance is not reached in ``max_steps`` (or the run diverges).
+    """
+    land = quadratic(kappa)
+    if learning_rate is None:
+        learning_rate = 2.0 / (land.L + land.mu)
+    check_number("tol", tol, low_inclusive=False)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    steps = min(64, max_steps)
+    while True:                      # double the horizon: cost at most twice the answer
+        run = trajectory(sgd(learning_rate), land, steps=steps, escape_factor=math.inf)
+        excess = (run.values - land.min_value) / (run.values[0] - land.min_value)
+        hit = np.flatnonzero(excess <= tol)
+        if hit.size:
+            return int(hit[0])
+        if steps >= max_steps or not np.all(np.isfinite(excess)) or excess[-1] > 1:
+            return None
+        steps = min(2 * steps, max_steps)
+
+
+def saddle_escape_steps(noise_std: float, seeds: Sequence[int], learning_rate: float = 0.1,
+                        steps: int = 400) -> list[Optional[int]]:
+    """Escape steps of :func:`optbook.experiments.foundations.saddle_run` from (1.5, 0), one per seed."""
+    return [saddle_run(learning_rate, steps, y0=0.0, noise_std=noise_std, seed=s).escape_step
+            for s in seeds]
+
+
+# --- widget: SGD with gradient noise on the saddle ---------------------------------------
+
+def sgd_noise_explorer(learning_rates: Sequence[float] = (0.05, 0.2, 0.9),
+                       noise_levels: Sequence[float] = (0.0, 0.01, 0.1),
+                       steps: int = 150, seed: int = 0):
+    r"""An :class:`optbook.widgets.Explorer`: SGD from (1.5, 0) on ``landscapes.saddle()``.
+
+    Sliders: the learning rate :math:`\eta` and the gradient-noise level
+    :math:`\sigma` (``noise_std`` of :func:`optbook.landscapes.trajectory`, the
+    stand-in for minibatch noise; the same seed in every frame).
+    """
+    from .. import widgets
+    from ..landscapes import saddle
+
+    land = saddle()
+    x0 = np.array([1.5, 0.0])
+
+    def draw(lr, noise_std):
+        runs = widgets.optimizer_runs(lambda lr: sgd(lr), {"lr": lr}, land, x0=x0, steps=steps,
+                                      noise_std=noise_std, seed=seed)
+        return widgets.draw_runs(runs, land, loss_ylim=(1e-7, 5.0),
+                                 title=f"SGD, η = {lr:g}, gradient noise σ = {noise_std:g}")
+
+    return widgets.Explorer(draw, {"lr": list(learning_rates), "noise_std": list(noise_levels)},
+                            defaults={"lr": learning_rates[len(learning_rates) // 2],
+                                      "noise_std": noise_levels[len(noise_levels) // 2]},
+                            labels={"lr": "η", "noise_std": "noise σ"},
+                            title="SGD with gradient noise on the saddle f = x²/2 + y⁴/4 − y²/2")
