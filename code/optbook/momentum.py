@@ -20,8 +20,9 @@ def trace(decay: float = 0.9, nesterov: bool = False,
 
     With ``nesterov=True`` the output is ``g_t + decay * v_t``. As in
     ``torch.optim.SGD`` the first step sets ``v_1 = g_1`` (no dampening), so
-    ``dampening = 1 - decay`` gives the exponential moving average
-    ``(1 - beta) * sum beta^k g`` except for its first term.
+    ``dampening = decay`` gives the exponential moving average
+    ``v_t = beta v_{t-1} + (1 - beta) g_t`` except for its first term (chapter 3
+    compares the forms).
     """
     check_number("momentum value", decay)
     check_number("dampening value", dampening)
