@@ -88,6 +88,25 @@ def normalize(nb: nbformat.NotebookNode) -> None:
             cell.metadata.pop(key, None)
 
 
+def coalesce_streams(nb: nbformat.NotebookNode) -> None:
+    """Merge consecutive stdout (or stderr) chunks of a cell into one output.
+
+    How a cell's printing is cut into chunks depends on flush timing, so
+    without this two identical runs can store differently split outputs.
+    """
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            if (output.get("output_type") == "stream" and merged
+                    and merged[-1].get("output_type") == "stream"
+                    and merged[-1]["name"] == output["name"]):
+                merged[-1]["text"] += output["text"]
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def drop_widget_views(nb: nbformat.NotebookNode) -> list[int]:
     """Remove live widget views from the outputs; return the code cells
     (counted from 1) whose widget had no static twin to fall back on."""
@@ -119,6 +138,7 @@ def execute(path: Path, timeout: int) -> float:
     client.execute(cleanup_kc=True)  # shut the kernel down after each notebook
     elapsed = time.perf_counter() - start
     normalize(nb)
+    coalesce_streams(nb)
     bare = drop_widget_views(nb)
     if bare:
         print(f"{path}: note: code cell(s) {bare} show a widget without a text/html "
