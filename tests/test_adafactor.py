@@ -1,71 +1,19 @@
 """AdaFactor: oracle torch.optim.Adafactor, plus memory and closed-form checks."""
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from optbook import apply_updates, scale_by_adam
+from optbook import scale_by_adam
 from optbook.adafactor import (adafactor, clip_by_block_rms, scale_by_factored_rms,
                                scale_by_param_block_rms, scale_by_relative_step)
 from optbook.torch.adafactor import Adafactor
+from optimizer_problem import (assert_numpy_matches_torch, assert_resumes_bit_identically,
+                              DT, STEPS, assert_rel_close, make_problem, moved, train,
+                              train_functional)
 
 torch.set_num_threads(1)
-DT = torch.float64
-STEPS = 25
-SHAPES = [(5, 4), (5,), (3, 5), (3,), (2, 3, 4)]  # matrices, vectors and a 3-D tensor
-
-
-def make_problem(seed=0, scale=0.5):
-    """A tiny classifier whose parameters have 1, 2 and 3 axes; batch t is fixed by t."""
-    gen = torch.Generator().manual_seed(seed)
-    params = [scale * torch.randn(s, generator=gen, dtype=DT) for s in SHAPES]
-    xs = torch.randn(STEPS, 8, 4, generator=gen, dtype=DT)
-    ys = torch.randint(0, 3, (STEPS, 8), generator=gen)
-
-    def loss_fn(ps, t):
-        w1, b1, w2, b2, t3 = ps
-        x = xs[t % STEPS]
-        logits = torch.tanh(x @ w1.T + b1) @ w2.T + b2 + torch.einsum("bi,kji->bj", x, t3)
-        return F.cross_entropy(logits, ys[t % STEPS])
-
-    return params, loss_fn
-
-
-def train(make_optimizer, params0, loss_fn, steps, start=0, state_dict=None):
-    ps = [p.clone().requires_grad_() for p in params0]
-    opt = make_optimizer(ps)
-    if state_dict is not None:
-        opt.load_state_dict(state_dict)
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        loss_fn(ps, t).backward()
-        opt.step()
-    return [p.detach().clone() for p in ps], opt
-
-
-def train_functional(transform, params0, loss_fn, steps):
-    ps = [p.clone() for p in params0]
-    state = transform.init(ps)
-    for t in range(steps):
-        leaves = [p.clone().requires_grad_() for p in ps]
-        grads = list(torch.autograd.grad(loss_fn(leaves, t), leaves))
-        updates, state = transform.update(grads, state, ps)
-        ps = apply_updates(ps, updates)
-    return ps
-
-
-def assert_rel_close(actual, expected, rtol):
-    for i, (a, e) in enumerate(zip(actual, expected)):
-        err = float((a - e).norm()) / max(float(e.norm()), 1e-300)
-        assert err <= rtol, f"parameter {i} {tuple(e.shape)}: relative error {err:.2e}"
-
-
-def moved(final, start):
-    return min(float((f - s).norm() / s.norm()) for f, s in zip(final, start))
-
 
 SETTINGS = [
     dict(),
@@ -131,19 +79,7 @@ TRANSFORMS = {
 
 @pytest.mark.parametrize("name", TRANSFORMS)
 def test_numpy_and_torch_agree(name):
-    rng = np.random.default_rng(0)
-    shapes = [(4, 3), (3,), (2, 3, 4)]
-    params_np = [rng.normal(size=s) for s in shapes]
-    params_pt = [torch.tensor(p) for p in params_np]
-    t_np, t_pt = TRANSFORMS[name](), TRANSFORMS[name]()
-    s_np, s_pt = t_np.init(params_np), t_pt.init(params_pt)
-    for _ in range(6):
-        grads_np = [rng.normal(size=s) for s in shapes]
-        u_np, s_np = t_np.update(grads_np, s_np, params_np)
-        u_pt, s_pt = t_pt.update([torch.tensor(g) for g in grads_np], s_pt, params_pt)
-        for a, b in zip(u_np, u_pt):
-            assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor)
-            np.testing.assert_allclose(a, b.numpy(), rtol=1e-12, atol=1e-300)
+    assert_numpy_matches_torch(TRANSFORMS[name], shapes=[(4, 3), (3,), (2, 3, 4)])
 
 
 def test_unfactored_first_step_is_sign_of_gradient():
@@ -206,16 +142,7 @@ def test_state_is_n_plus_m_for_an_n_by_m_matrix():
 
 def test_state_dict_round_trip_resumes_bit_identically():
     params0, loss_fn = make_problem(seed=4)
-
-    def make(ps):
-        return Adafactor(ps, lr=0.1, weight_decay=0.1)
-
-    mid, opt = train(make, params0, loss_fn, 10)
-    saved = copy.deepcopy(opt.state_dict())
-    straight, _ = train(make, params0, loss_fn, 20)
-    resumed, _ = train(make, mid, loss_fn, 10, start=10, state_dict=saved)
-    for a, b in zip(resumed, straight):
-        assert torch.equal(a, b)
+    assert_resumes_bit_identically(lambda ps: Adafactor(ps, lr=0.1, weight_decay=0.1), params0, loss_fn)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -5,13 +5,11 @@ torch (torch.func, torch.optim.SGD, torch.autograd.functional.hessian), never
 from a previous run of the functions under test.
 """
 import itertools
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from optbook.experiments import set_seed
 from optbook.experiments import sgd as S
 from optbook.experiments.training import mlp, teacher_classification, train
 

@@ -12,30 +12,15 @@ from optbook import apply_updates
 from optbook.sophia import scale_by_sophia, sophia
 from optbook.torch.hessian import gnb_hessian_estimate, hutchinson_hessian_estimate
 from optbook.torch.sophia import SophiaG
+from optimizer_problem import DT, STEPS, assert_rel_close, classifier_problem, moved
 
 torch.set_num_threads(1)
-DT = torch.float64
-STEPS = 25
 BATCH = 8
-SHAPES = [(5, 4), (5,), (3, 5), (3,), (2, 3, 4)]
 
 
 def make_problem(seed=0, scale=0.5):
-    """A tiny classifier whose parameters have 1, 2 and 3 axes; batch t is fixed by t."""
-    gen = torch.Generator().manual_seed(seed)
-    params = [scale * torch.randn(s, generator=gen, dtype=DT) for s in SHAPES]
-    xs = torch.randn(STEPS + 1, BATCH, 4, generator=gen, dtype=DT)
-    ys = torch.randint(0, 3, (STEPS + 1, BATCH), generator=gen)
-
-    def logits_fn(ps, t):
-        w1, b1, w2, b2, t3 = ps
-        x = xs[t % (STEPS + 1)]
-        return torch.tanh(x @ w1.T + b1) @ w2.T + b2 + torch.einsum("bi,kji->bj", x, t3)
-
-    def loss_fn(ps, t):
-        return F.cross_entropy(logits_fn(ps, t), ys[t % (STEPS + 1)])
-
-    return params, logits_fn, loss_fn
+    """One batch more than steps: the authors' loop reads batch t + 1 for the Hessian."""
+    return classifier_problem(seed, scale, batch=BATCH, batches=STEPS + 1)
 
 
 def label_generator(t):
@@ -47,38 +32,6 @@ def sample_labels(logits, t):
     probs = torch.softmax(logits.detach(), dim=-1)
     return torch.multinomial(probs, 1, generator=label_generator(t)).squeeze(-1)
 
-
-def train(make_optimizer, params0, loss_fn, steps, start=0, state_dict=None):
-    ps = [p.clone().requires_grad_() for p in params0]
-    opt = make_optimizer(ps)
-    if state_dict is not None:
-        opt.load_state_dict(state_dict)
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        loss_fn(ps, t).backward()
-        opt.step()
-    return [p.detach().clone() for p in ps], opt
-
-
-def train_functional(transform, params0, loss_fn, steps):
-    ps = [p.clone() for p in params0]
-    state = transform.init(ps)
-    for t in range(steps):
-        leaves = [p.clone().requires_grad_() for p in ps]
-        grads = list(torch.autograd.grad(loss_fn(leaves, t), leaves))
-        updates, state = transform.update(grads, state, ps)
-        ps = apply_updates(ps, updates)
-    return ps
-
-
-def assert_rel_close(actual, expected, rtol):
-    for i, (a, e) in enumerate(zip(actual, expected)):
-        err = float((a - e).norm()) / max(float(e.norm()), 1e-300)
-        assert err <= rtol, f"parameter {i} {tuple(e.shape)}: relative error {err:.2e}"
-
-
-def moved(final, start):
-    return min(float((f - s).norm() / s.norm()) for f, s in zip(final, start))
 
 
 # --- the oracle: SophiaG as released by the authors (github.com/Liuhong99/Sophia,

@@ -207,17 +207,21 @@ def test_pages_request_nothing_from_other_hosts_in_chromium():
             args=["--headless", "--no-sandbox", "--disable-gpu"],
         )
         try:
-            page = browser.new_page()
-            current = {"name": ""}
-            page.on("request", lambda request: None if request.url.startswith(LOCAL_SCHEMES)
-                    else outside.append(f"{current['name']}: {request.url}"))
+            # A fresh page per file: index.html redirects (meta refresh) to the
+            # landing page, and a redirect still pending must not interrupt the
+            # next file's navigation.
             for html_file in pages:
-                current["name"] = html_file.relative_to(SITE).as_posix()
+                name = html_file.relative_to(SITE).as_posix()
+                page = browser.new_page()
+                page.on("request", lambda request, name=name: None
+                        if request.url.startswith(LOCAL_SCHEMES)
+                        else outside.append(f"{name}: {request.url}"))
                 page.goto(html_file.as_uri(), wait_until="load")
-                if current["name"] == "book/intro.html":
+                if name == "book/intro.html":
                     page.wait_for_selector("mjx-container svg", timeout=20_000)
                     assert page.locator("mjx-container").count() >= 3
-            page.wait_for_timeout(500)  # let late (deferred) loads show up
+                page.wait_for_timeout(300)  # let late (deferred) loads show up
+                page.close()
         finally:
             browser.close()
     assert not outside, "requests to other hosts:\n" + "\n".join(outside)

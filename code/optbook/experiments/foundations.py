@@ -418,7 +418,14 @@ def minibatch_gradients(per_example: np.ndarray, batch_size: int, num_batches: i
     rng = np.random.default_rng(_check_int("seed", seed, 0))
     # argsort of uniforms = an independent random permutation per batch; keep the first |B|
     index = np.argsort(rng.random((num_batches, n)), axis=1)[:, :batch_size]
-    return per_example[index].mean(axis=1)
+    # in chunks, so a wide matrix (a network's gradients) never needs
+    # num_batches * |B| * dim numbers at once
+    dim = per_example.shape[1]
+    out = np.empty((num_batches, dim))
+    chunk = max(1, 2_000_000 // (batch_size * dim))
+    for start in range(0, num_batches, chunk):
+        out[start:start + chunk] = per_example[index[start:start + chunk]].mean(axis=1)
+    return out
 
 
 def minibatch_gradient_variance(per_example: np.ndarray, batch_size: int,

@@ -39,7 +39,7 @@ from ..landscapes import quadratic, trajectory
 from ..optimizers import sgd
 from ..schedules import as_lambda_lr, linear_warmup
 from ..torch import SGD
-from .foundations import saddle_run
+from .foundations import minibatch_gradients, saddle_run
 from .training import Dataset, History, evaluate, mlp, train
 
 __all__ = [
@@ -85,29 +85,8 @@ def model_per_example_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tens
     return flat.double().numpy()
 
 
-def minibatch_gradient_samples(per_example: np.ndarray, batch_size: int, num_batches: int,
-                               seed: int = 0) -> np.ndarray:
-    r"""``num_batches`` independent draws of :math:`g_B`, each batch uniform *without* replacement.
-
-    Like :func:`optbook.experiments.foundations.minibatch_gradients`, but in
-    chunks so that a wide ``per_example`` matrix (a network's gradients) never
-    needs ``num_batches * batch_size * P`` numbers at once. Returns
-    ``(num_batches, P)``.
-    """
-    per_example = np.asarray(per_example, dtype=np.float64)
-    n, dim = per_example.shape
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if batch_size > n:
-        raise ValueError(f"Invalid batch_size: {batch_size} (the data set has {n} examples)")
-    num_batches = _check_int("num_batches", num_batches, 1)
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
-    # argsort of uniforms = an independent random permutation per batch; keep the first |B|
-    index = np.argsort(rng.random((num_batches, n)), axis=1)[:, :batch_size]
-    out = np.empty((num_batches, dim))
-    chunk = max(1, 2_000_000 // (batch_size * dim))
-    for start in range(0, num_batches, chunk):
-        out[start:start + chunk] = per_example[index[start:start + chunk]].mean(axis=1)
-    return out
+# Chapter 2 draws minibatch gradients exactly as chapter 1 does.
+minibatch_gradient_samples = minibatch_gradients
 
 
 def minibatch_variance_curve(per_example: np.ndarray, batch_sizes: Sequence[int],

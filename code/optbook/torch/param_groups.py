@@ -13,7 +13,6 @@ therefore puts those parameters in a second param group with
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..base import check_number
