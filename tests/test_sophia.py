@@ -399,16 +399,22 @@ def test_gnb_counts_every_leading_position_as_an_example():
     torch.testing.assert_close(est_2d[0], 8 * g ** 2, rtol=1e-12, atol=0)
 
 
-def test_negative_hessian_estimate_clips_instead_of_flipping_the_step():
-    """Paper, Algorithm 3: max(rho h, eps) in the denominator. A negative entry (possible
-    with Hutchinson's estimator) must give the full clipped step along sign(m), never a
-    step uphill; positive entries keep the Newton-like step m / (rho h)."""
+def test_negative_hessian_estimate_paper_denominator_clips_released_flips():
+    """Paper, Algorithm 3: max(rho h, eps). A negative entry (possible with Hutchinson's
+    estimator) gives the full clipped step along sign(m); the released rule rho h + eps
+    (the default, the contract's) turns that coordinate's step around."""
     import numpy as np
     from optbook import scale_by_sophia
 
-    t = scale_by_sophia(b1=0.0, rho=1.0)
     g = np.array([0.5, -0.5, 0.5])
-    updates, _ = t.update(g, t.init(np.zeros(3)), np.zeros(3),
-                          hessian=np.array([-100.0, -100.0, 100.0]))
+    h_hat = np.array([-100.0, -100.0, 100.0])
     b2 = 0.99  # default: h = (1 - b2) * h_hat after one estimate
-    np.testing.assert_allclose(updates, [1.0, -1.0, 0.5 / ((1 - b2) * 100.0)], rtol=1e-12)
+    newton = 0.5 / ((1 - b2) * 100.0)
+    paper = scale_by_sophia(b1=0.0, rho=1.0, denominator="paper")
+    updates, _ = paper.update(g, paper.init(np.zeros(3)), np.zeros(3), hessian=h_hat)
+    np.testing.assert_allclose(updates, [1.0, -1.0, newton], rtol=1e-12)
+    released = scale_by_sophia(b1=0.0, rho=1.0)
+    updates, _ = released.update(g, released.init(np.zeros(3)), np.zeros(3), hessian=h_hat)
+    np.testing.assert_allclose(updates, [-newton, newton, newton], rtol=1e-12)
+    with pytest.raises(ValueError, match="Invalid denominator"):
+        scale_by_sophia(denominator="other")

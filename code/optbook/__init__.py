@@ -23,7 +23,7 @@ from .momentum import trace
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .sophia import hessian_ema, scale_by_sophia, sophia
 from .weight_decay import add_decayed_weights
-from . import schedules
+from . import schedules, torch  # optbook.torch: the torch.optim-compatible classes
 from . import landscapes
 from .landscapes import trajectory
 from .lr_range_test import LRRangeTestResult, lr_range_test

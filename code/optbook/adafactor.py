@@ -44,9 +44,9 @@ def _rms(x) -> float:
 
 def _new_moments(p) -> dict:
     if len(p.shape) < 2:
-        return {"variance": p * 0}
+        return {"variance": namespace(p).zeros_like(p)}
     xp = namespace(p)
-    zeros = p * 0
+    zeros = namespace(p).zeros_like(p)
     # row factor R: one number per row (mean over the last axis); column factor C likewise
     return {"row": xp.sum(zeros, axis=-1, keepdims=True),
             "col": xp.sum(zeros, axis=-2, keepdims=True)}
@@ -59,9 +59,9 @@ def scale_by_factored_rms(beta2_decay: float = -0.8, eps1: float | None = None
     State: ``{"count": t, "moments": tree of {"row", "col"} or {"variance"}}``;
     for an n x m matrix that is n + m numbers instead of Adam's n m.
     """
-    check_number("beta2_decay value", beta2_decay, low=None, high=0.0, high_inclusive=True)
+    beta2_decay = check_number("beta2_decay value", beta2_decay, low=None, high=0.0, high_inclusive=True)
     if eps1 is not None:
-        check_number("epsilon1 value", eps1)
+        eps1 = check_number("epsilon1 value", eps1)
 
     def init(params):
         return {"count": 0, "moments": tree_map(_new_moments, params)}
@@ -99,7 +99,7 @@ def scale_by_factored_rms(beta2_decay: float = -0.8, eps1: float | None = None
 
 def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
     """u <- u / max(1, RMS(u) / d) for each parameter array (AdaFactor's update clipping)."""
-    check_number("clipping threshold d", threshold, low=1.0)
+    threshold = check_number("clipping threshold d", threshold, low=1.0)
 
     def update(updates, state, params=None, **extra):
         return tree_map(lambda u: u / max(1.0, _rms(u) / threshold), updates), state
@@ -109,7 +109,7 @@ def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
 
 def scale_by_param_block_rms(eps2: float = 1e-3) -> GradientTransformation:
     """u <- max(eps2, RMS(theta)) u for each parameter array: steps relative to the weights."""
-    check_number("epsilon2 value", eps2)
+    eps2 = check_number("epsilon2 value", eps2)
 
     def update(updates, state, params=None, **extra):
         if params is None:
@@ -128,7 +128,7 @@ def scale_by_relative_step(learning_rate: ScalarOrSchedule = 1e-2) -> GradientTr
     from 1 here, the schedule called with t - 1 like ``scale_by_learning_rate``).
     """
     if not callable(learning_rate):
-        check_number("learning rate", learning_rate)
+        learning_rate = check_number("learning rate", learning_rate)
 
     def init(params):
         return {"count": 0}

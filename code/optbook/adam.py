@@ -11,12 +11,13 @@ bias-corrected as torch.optim.Adam does.
 """
 from __future__ import annotations
 
-from .base import GradientTransformation, check_number, namespace, tree_map
+from .base import GradientTransformation, check_number, namespace, tree_map, zeros_like
 
 
-def check_betas(b1: float, b2: float) -> None:
-    for i, b in enumerate((b1, b2)):
-        check_number(f"beta parameter at index {i}", b, high=1.0)
+def check_betas(b1: float, b2: float) -> tuple[float, float]:
+    """Both in [0, 1) (torch.optim's messages); returned as Python floats."""
+    return tuple(check_number(f"beta parameter at index {i}", b, high=1.0)
+                 for i, b in enumerate((b1, b2)))
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -26,14 +27,14 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     ``bias_correction=False`` drops the 1/(1 - beta^t) factors (chapter 5
     shows the first steps with and without them).
     """
-    check_betas(b1, b2)
-    check_number("epsilon value", eps)
+    b1, b2 = check_betas(b1, b2)
+    eps = check_number("epsilon value", eps)
 
     def init(params):
-        state = {"count": 0, "mu": tree_map(lambda p: p * 0, params),
-                 "nu": tree_map(lambda p: p * 0, params)}
+        state = {"count": 0, "mu": zeros_like(params),
+                 "nu": zeros_like(params)}
         if amsgrad:
-            state["nu_max"] = tree_map(lambda p: p * 0, params)
+            state["nu_max"] = zeros_like(params)
         return state
 
     def update(updates, state, params=None, **extra):

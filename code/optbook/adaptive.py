@@ -14,7 +14,7 @@ torch.optim to rounding; ``eps_inside_sqrt=True`` gives the article's form.
 """
 from __future__ import annotations
 
-from .base import GradientTransformation, check_number, namespace, tree_map
+from .base import GradientTransformation, check_number, namespace, tree_map, zeros_like
 
 
 def _denominator(acc, eps, eps_inside_sqrt):
@@ -25,11 +25,11 @@ def _denominator(acc, eps, eps_inside_sqrt):
 def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0,
                      eps_inside_sqrt: bool = False) -> GradientTransformation:
     """Divide by the root of the running *sum* of squared gradients."""
-    check_number("epsilon value", eps)
-    check_number("initial_accumulator_value value", initial_accumulator_value)
+    eps = check_number("epsilon value", eps)
+    initial_accumulator_value = check_number("initial_accumulator_value value", initial_accumulator_value)
 
     def init(params):
-        return {"sum_of_squares": tree_map(lambda p: p * 0 + initial_accumulator_value, params)}
+        return {"sum_of_squares": tree_map(lambda z: z + initial_accumulator_value, zeros_like(params))}
 
     def update(updates, state, params=None, **extra):
         acc = tree_map(lambda s, g: s + g * g, state["sum_of_squares"], updates)
@@ -46,14 +46,14 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, centered: bool = False,
     ``centered=True`` (Graves 2013) subtracts the square of the moving average
     of g, i.e. divides by an estimate of the gradient's standard deviation.
     """
-    check_number("alpha value", decay, high=1.0, high_inclusive=True)
-    check_number("epsilon value", eps)
+    decay = check_number("alpha value", decay, high=1.0, high_inclusive=True)
+    eps = check_number("epsilon value", eps)
 
     def init(params):
-        zeros = tree_map(lambda p: p * 0, params)
+        zeros = zeros_like(params)
         state = {"square_avg": zeros}
         if centered:
-            state["grad_avg"] = tree_map(lambda p: p * 0, params)
+            state["grad_avg"] = zeros_like(params)
         return state
 
     def update(updates, state, params=None, **extra):

@@ -70,7 +70,9 @@ def namespace(x):
 
 
 def zeros_like(tree: Tree) -> Tree:
-    return tree_map(lambda x: x * 0, tree)
+    """Fresh zeros shaped like each leaf (not ``x * 0``: that would copy nan and
+    -0.0, and carry a torch tensor's autograd graph into optimizer state)."""
+    return tree_map(lambda x: namespace(x).zeros_like(x), tree)
 
 
 def global_norm(tree: Tree):
@@ -117,10 +119,11 @@ def identity() -> GradientTransformation:
 # --- learning rates ----------------------------------------------------------
 
 def check_number(name: str, value, *, low=0.0, high=None, low_inclusive=True,
-                 high_inclusive=False) -> None:
-    """Raise ``ValueError: Invalid <name>: <value>`` unless value lies in range.
+                 high_inclusive=False) -> float:
+    """Return ``float(value)``; raise ``ValueError: Invalid <name>: <value>`` unless in range.
 
-    The message follows torch.optim's (``Invalid learning rate: -0.1``).
+    The message follows torch.optim's (``Invalid learning rate: -0.1``). Using
+    the returned Python float (not a NumPy scalar) keeps float32 arrays float32.
     """
     try:
         v = float(value)
@@ -132,10 +135,12 @@ def check_number(name: str, value, *, low=0.0, high=None, low_inclusive=True,
         raise ValueError(f"Invalid {name}: {value}")
     if high is not None and (v > high or (v == high and not high_inclusive)):
         raise ValueError(f"Invalid {name}: {value}")
+    return v
 
 
 def scale(factor: float) -> GradientTransformation:
     """Multiply every update by a constant ``factor``."""
+    factor = check_number("factor", factor, low=None)
 
     def update(updates, state, params=None, **extra):
         return tree_map(lambda u: factor * u, updates), state
@@ -149,15 +154,17 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> GradientTransform
     t counts the calls to ``update`` from 0, so the first step uses
     ``schedule(0)``, as ``torch.optim.lr_scheduler.LambdaLR`` does.
     """
-    if not callable(learning_rate):
-        check_number("learning rate", learning_rate)
+    fixed = None if callable(learning_rate) else check_number("learning rate", learning_rate)
 
     def init(params):
         return {"count": 0}
 
     def update(updates, state, params=None, **extra):
         t = state["count"]
-        lr = learning_rate(t) if callable(learning_rate) else learning_rate
+        # a schedule's value is checked too: a negative or nan rate must not
+        # turn descent into ascent or fill the parameters with nan silently
+        lr = fixed if fixed is not None else check_number(f"learning rate at step {t}",
+                                                          learning_rate(t))
         return tree_map(lambda u: -lr * u, updates), {"count": t + 1}
 
     return GradientTransformation(init, update)

@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import math
 
-from .base import GradientTransformation, check_number, tree_leaves, tree_map
+from .base import GradientTransformation, check_number, namespace, tree_leaves, tree_map
 
 
 def _norm(tree, norm_type):
-    leaves = tree_leaves(tree)
+    """Norm of the norms of the leaves, as torch does: summing raw powers in the
+    leaf's dtype would overflow float16 (300**2 * 4 > 65504) and clip to zero."""
+    per_leaf = [float(namespace(leaf).linalg.vector_norm(leaf, ord=norm_type))
+                for leaf in tree_leaves(tree)]
     if norm_type == math.inf:
-        return max((float(abs(leaf).max()) for leaf in leaves), default=0.0)
-    return sum(float((abs(leaf) ** norm_type).sum()) for leaf in leaves) ** (1.0 / norm_type)
+        return max(per_leaf, default=0.0)
+    return sum(n ** norm_type for n in per_leaf) ** (1.0 / norm_type)
 
 
 def clip_grad_norm(grads, max_norm: float, norm_type: float = 2.0,
                    error_if_nonfinite: bool = False):
     """Return ``(clipped_grads, total_norm)``; the inputs are not modified."""
-    check_number("max_norm", max_norm)
+    max_norm = check_number("max_norm", max_norm)
     if norm_type != math.inf:
-        check_number("norm_type", norm_type, low=0.0, low_inclusive=False)
+        norm_type = check_number("norm_type", norm_type, low=0.0, low_inclusive=False)
     total = _norm(grads, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite "
@@ -38,7 +41,7 @@ def clip_grad_norm(grads, max_norm: float, norm_type: float = 2.0,
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """The transformation form of :func:`clip_grad_norm` (2-norm over the whole tree)."""
-    check_number("max_norm", max_norm)
+    max_norm = check_number("max_norm", max_norm)
 
     def update(updates, state, params=None, **extra):
         clipped, _ = clip_grad_norm(updates, max_norm)

@@ -426,6 +426,13 @@ class Trajectory:
     diverged: bool
     diverged_at: Optional[int]
 
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(trajectory)`` is the ``(steps + 1, 2)`` path."""
+        return self.path if dtype is None else self.path.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.path)
+
 
 def _to_numpy(p) -> np.ndarray:
     if isinstance(p, np.ndarray):

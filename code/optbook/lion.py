@@ -19,16 +19,16 @@ from __future__ import annotations
 
 from .adam import check_betas
 from .base import (GradientTransformation, ScalarOrSchedule, chain, namespace,
-                   scale_by_learning_rate, tree_map)
+                   scale_by_learning_rate, tree_map, zeros_like)
 from .weight_decay import add_decayed_weights
 
 
 def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
     """Output ``sign(b1 m + (1 - b1) g)``, then store ``m <- b2 m + (1 - b2) g``."""
-    check_betas(b1, b2)
+    b1, b2 = check_betas(b1, b2)
 
     def init(params):
-        return {"mu": tree_map(lambda p: p * 0, params)}
+        return {"mu": zeros_like(params)}
 
     def update(updates, state, params=None, **extra):
         out = tree_map(lambda m, g: namespace(g).sign(b1 * m + (1 - b1) * g),

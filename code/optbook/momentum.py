@@ -11,7 +11,7 @@ look-ahead form ``v_t = beta v_{t-1} + grad L(theta_t - eta beta v_{t-1})``.
 """
 from __future__ import annotations
 
-from .base import GradientTransformation, check_number, tree_map
+from .base import GradientTransformation, check_number, tree_map, zeros_like
 
 
 def trace(decay: float = 0.9, nesterov: bool = False,
@@ -24,13 +24,13 @@ def trace(decay: float = 0.9, nesterov: bool = False,
     ``v_t = beta v_{t-1} + (1 - beta) g_t`` except for its first term (chapter 3
     compares the forms).
     """
-    check_number("momentum value", decay)
-    check_number("dampening value", dampening)
+    decay = check_number("momentum value", decay)
+    dampening = check_number("dampening value", dampening)
     if nesterov and (decay <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def init(params):
-        return {"velocity": tree_map(lambda p: p * 0, params), "count": 0}
+        return {"velocity": zeros_like(params), "count": 0}
 
     def update(updates, state, params=None, **extra):
         if state["count"] == 0:

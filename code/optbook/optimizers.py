@@ -47,6 +47,8 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: fl
             eps_inside_sqrt: bool = False) -> GradientTransformation:
     """v <- beta v + (1-beta) g^2;  theta <- theta - eta g / (sqrt(v) + eps)   (article 4.2).
 
+    RMSprop: Tieleman & Hinton 2012 (lecture 6.5); ``centered``: Graves 2013.
+
     With ``momentum > 0`` the scaled gradient feeds a heavy-ball velocity, as
     in torch.optim.RMSprop.
     """
@@ -60,7 +62,11 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: fl
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
          eps: float = 1e-8, weight_decay: float = 0.0,
          amsgrad: bool = False) -> GradientTransformation:
-    """Adam (Kingma & Ba 2015; article 5.1); ``weight_decay`` is L2, added to g *before* Adam."""
+    """Adam (Kingma & Ba 2015; article 5.1); ``weight_decay`` is L2, added to g *before* Adam.
+
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    theta <- theta - eta m_hat / (sqrt(v_hat) + eps),  m_hat = m/(1-b1^t), v_hat = v/(1-b2^t)
+    """
     return chain(add_decayed_weights(weight_decay), scale_by_adam(b1, b2, eps, amsgrad),
                  scale_by_learning_rate(learning_rate))
 

@@ -7,14 +7,16 @@ further than the learning rate (article 5.4)::
     m_t     = beta1 m_{t-1} + (1 - beta1) g_t
     h_t     = beta2 h_{t-k} + (1 - beta2) h_hat_t     (only every k steps)
     theta_t = theta_{t-1} - eta lambda theta_{t-1}
-              - eta sign(m_t) min(|m_t| / max(rho h_t, eps), 1)
+              - eta sign(m_t) min(|m_t| / (rho h_t + eps), 1)
 
-with ``eps = 1e-15``. Where the curvature is large the step is Newton-like,
-``eta m / (rho h)``; where the estimate is small, zero or negative the clip
-turns the step into sign momentum of size ``eta``. The denominator is the
-paper's ``max(rho h, eps)`` (Algorithm 3): the authors' released code writes
-``rho h + eps``, equal for the non-negative Gauss-Newton-Bartlett estimates,
-but a negative Hutchinson entry would flip the step's sign there. ``h_hat`` comes from the
+with ``eps = 1e-15``, as in the authors' released code. Where the curvature
+is large the step is Newton-like, ``eta m / (rho h)``; where the estimate is
+small or zero the clip turns the step into sign momentum of size ``eta``.
+The paper (Algorithm 3) writes the denominator ``max(rho h, eps)`` instead:
+the same for the non-negative Gauss-Newton-Bartlett estimates, but for
+Hutchinson's estimator, whose entries can be negative, ``rho h + eps`` flips
+the step uphill where ``max`` clips it. ``denominator="paper"`` selects the
+paper's form. ``h_hat`` comes from the
 Gauss-Newton-Bartlett estimator (Sophia-G) or Hutchinson's (Sophia-H); see
 ``optbook.torch.hessian``.
 
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 from .adam import check_betas
 from .base import (GradientTransformation, ScalarOrSchedule, check_number, chain, namespace,
-                   scale_by_learning_rate, tree_map)
+                   scale_by_learning_rate, tree_map, zeros_like)
 from .weight_decay import add_decayed_weights
 
 
@@ -53,24 +55,28 @@ def hessian_ema(hessian, estimate, b2: float):
 
 
 def scale_by_sophia(b1: float = 0.965, b2: float = 0.99, rho: float = 0.04,
-                    eps: float = 1e-15) -> GradientTransformation:
-    """Output ``sign(m) min(|m| / max(rho h, eps), 1)``; ``update(..., hessian=h_hat)`` refreshes h.
+                    eps: float = 1e-15, denominator: str = "released") -> GradientTransformation:
+    """Output ``sign(m) min(|m| / (rho h + eps), 1)``; ``update(..., hessian=h_hat)`` refreshes h.
+
+    ``denominator="paper"`` uses ``max(rho h, eps)`` (see the module docstring).
 
     State: ``{"count", "mu" (m), "hessian" (h)}``. ``h`` starts at zero, so
     until the first estimate arrives every step is ``sign(m)``.
     """
-    check_betas(b1, b2)
-    check_number("rho value", rho)
-    check_number("epsilon value", eps)
+    b1, b2 = check_betas(b1, b2)
+    rho = check_number("rho value", rho)
+    eps = check_number("epsilon value", eps)
+    if denominator not in ("released", "paper"):
+        raise ValueError(f"Invalid denominator: {denominator!r} (use 'released' or 'paper')")
 
     def init(params):
-        return {"count": 0, "mu": tree_map(lambda p: p * 0, params),
-                "hessian": tree_map(lambda p: p * 0, params)}
+        return {"count": 0, "mu": zeros_like(params),
+                "hessian": zeros_like(params)}
 
     def clipped_step(m, h):
         xp = namespace(m)
-        # max(), not + eps: a negative Hutchinson estimate must clip, not flip the step
-        return xp.sign(m) * xp.minimum(xp.abs(m) / xp.clip(rho * h, min=eps), 1.0)
+        den = xp.clip(rho * h, min=eps) if denominator == "paper" else rho * h + eps
+        return xp.sign(m) * xp.minimum(xp.abs(m) / den, 1.0)
 
     def update(updates, state, params=None, hessian=None, **extra):
         h = state["hessian"]
@@ -85,13 +91,14 @@ def scale_by_sophia(b1: float = 0.965, b2: float = 0.99, rho: float = 0.04,
 
 def sophia(learning_rate: ScalarOrSchedule = 1e-4, b1: float = 0.965, b2: float = 0.99,
            rho: float = 0.04, weight_decay: float = 0.1, eps: float = 1e-15,
-           mask=None) -> GradientTransformation:
+           mask=None, denominator: str = "released") -> GradientTransformation:
     """Sophia (Liu et al. 2023): decoupled decay plus the clipped preconditioned step.
 
-    theta <- theta - eta (sign(m) min(|m| / max(rho h, eps), 1) + lambda theta)
+    theta <- theta - eta (sign(m) min(|m| / (rho h + eps), 1) + lambda theta)
 
     The first link is :func:`scale_by_sophia`; give ``update`` the keyword
     ``hessian=`` whenever a new estimate is available.
     """
-    return chain(scale_by_sophia(b1, b2, rho, eps), add_decayed_weights(weight_decay, mask),
+    return chain(scale_by_sophia(b1, b2, rho, eps, denominator),
+                 add_decayed_weights(weight_decay, mask),
                  scale_by_learning_rate(learning_rate))

@@ -13,7 +13,9 @@ weight shrinks by the same factor ``1 - eta * lam`` per step.
 """
 from __future__ import annotations
 
-from .base import GradientTransformation, check_number, is_leaf, tree_map
+import numpy as np
+
+from .base import GradientTransformation, check_number, is_leaf, tree_leaves, tree_map
 
 
 def _resolve_mask(mask, params):
@@ -21,7 +23,11 @@ def _resolve_mask(mask, params):
         return tree_map(lambda p: True, params)
     m = mask(params) if callable(mask) else mask
     if is_leaf(params) != is_leaf(m) or (not is_leaf(m) and len(m) != len(params)):
-        raise ValueError("weight-decay mask must have one boolean per parameter array")
+        raise ValueError("Invalid mask: weight-decay mask must have one boolean per parameter array")
+    for keep in tree_leaves(m):
+        if not isinstance(keep, (bool, np.bool_)):
+            raise ValueError(f"Invalid mask: entries must be True/False per parameter array, "
+                             f"got {type(keep).__name__}")
     return m
 
 
@@ -31,7 +37,7 @@ def add_decayed_weights(weight_decay: float, mask=None) -> GradientTransformatio
     ``mask`` is a tree of booleans shaped like params, or a function
     ``params -> such a tree`` (e.g. to exclude biases and norm weights).
     """
-    check_number("weight_decay value", weight_decay)
+    weight_decay = check_number("weight_decay value", weight_decay)
 
     def update(updates, state, params=None, **extra):
         if weight_decay == 0:

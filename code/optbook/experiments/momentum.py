@@ -49,11 +49,11 @@ __all__ = [
     "heavy_ball_coefficients", "heavy_ball_physics", "iteration_matrix", "spectral_radius",
     "nesterov_spectral_radius",
     "momentum_rate_theory", "damping_regime", "critical_beta", "polyak_parameters",
-    "polyak_rate", "momentum_on_1d_quadratic", "measured_rate",
+    "polyak_rate", "momentum_on_1d_quadratic", "measured_rate", "hessian_eigenvalues",
     # the race
     "steps_to_reach", "TuningResult", "tune_learning_rate", "METHODS",
     # the widget
-    "EXPLORER_LANDSCAPES", "explorer_runs", "momentum_explorer",
+    "EXPLORER_LANDSCAPES", "explorer_runs", "explorer_outcomes", "momentum_explorer",
 ]
 
 
@@ -380,6 +380,27 @@ def measured_rate(errors: np.ndarray, start: int, stop: int) -> float:
     return (norm(stop) / norm(start)) ** (1.0 / (stop - start))
 
 
+def hessian_eigenvalues(landscape: Landscape, point, step: float = 1e-5) -> np.ndarray:
+    r"""Eigenvalues (ascending) of the Hessian :math:`\nabla^2 f` of a 2-D landscape at ``point``.
+
+    Central differences of the landscape's exact gradient,
+    :math:`H_{:,j} \approx (\nabla f(x + h e_j) - \nabla f(x - h e_j))/(2h)`,
+    symmetrised; the error is :math:`O(h^2)`. The largest eigenvalue
+    :math:`\lambda_{\max}` sets momentum's local stability limit
+    :math:`\eta < 2(1+\beta)/\lambda_{\max}`.
+    """
+    check_number("step", step, low_inclusive=False)
+    x = np.array(point, dtype=np.float64).reshape(2)
+    columns = []
+    for j in range(2):
+        e = np.zeros(2)
+        e[j] = step
+        columns.append((np.asarray(landscape.grad(x + e), dtype=np.float64)
+                        - np.asarray(landscape.grad(x - e), dtype=np.float64)) / (2 * step))
+    hessian = np.column_stack(columns)
+    return np.linalg.eigvalsh((hessian + hessian.T) / 2)
+
+
 # --- the race ------------------------------------------------------------------------------------
 
 def _make(method: str, learning_rate: float, beta: float) -> GradientTransformation:
@@ -482,6 +503,29 @@ def explorer_runs(landscape: str, lr_scale: float, beta: float) -> dict:
     lr = base_lr * lr_scale
     return {"momentum": trajectory(momentum(lr, beta), land, steps=steps),
             "nesterov": trajectory(nesterov(lr, beta), land, steps=steps)}
+
+
+def explorer_outcomes(lr_scales: Sequence[float] = (1.0, 2.0),
+                      betas: Sequence[float] = (0.8, 0.95)) -> list[dict]:
+    r"""How every frame of :func:`momentum_explorer` ends, from :func:`explorer_runs`.
+
+    One row per landscape, learning-rate multiplier, :math:`\beta` and method:
+    ``{"landscape", "lr_scale", "beta", "method", "gap", "diverged_at"}``, where
+    ``gap`` is :math:`f(\theta_T) - f^*` after the frame's last step (``None``
+    if the run diverged) and ``diverged_at`` the step at which it left the
+    plotting region (``None`` if it did not).
+    """
+    rows = []
+    for name in EXPLORER_LANDSCAPES:
+        minimum = _explorer_landscape(name)[0].min_value
+        for s in lr_scales:
+            for b in betas:
+                for method, run in explorer_runs(name, s, b).items():
+                    gap = None if run.diverged else float(run.values[-1] - minimum)
+                    rows.append({"landscape": name, "lr_scale": float(s), "beta": float(b),
+                                 "method": method, "gap": gap,
+                                 "diverged_at": run.diverged_at})
+    return rows
 
 
 def momentum_explorer(lr_scales: Sequence[float] = (1.0, 2.0),

@@ -22,7 +22,7 @@ class Adafactor(ChainOptimizer):
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
-                 *, maximize: bool = False):
+                 *, foreach: bool | None = None, maximize: bool = False):
         check_number("learning rate", lr)
         check_number("beta2_decay value", beta2_decay, low=None, high=0.0, high_inclusive=True)
         if not isinstance(eps, (tuple, list)) or len(eps) != 2:
@@ -34,6 +34,7 @@ class Adafactor(ChainOptimizer):
         check_number("weight_decay value", weight_decay)
         super().__init__(params, defaults=dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps),
                                                d=d, weight_decay=weight_decay,
+                                               foreach=foreach,  # accepted, ignored
                                                maximize=maximize))
 
     def make_transform(self, group):

@@ -27,8 +27,8 @@ torch.optim state dict cannot be loaded into these classes or vice versa.
 from __future__ import annotations
 
 from .. import optimizers
-from ..adam import check_betas
 from ..base import GradientTransformation, check_number
+from ._checks import check_betas_pair
 from .chain_optimizer import ChainOptimizer
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
@@ -52,10 +52,8 @@ class _ClassicOptimizer(ChainOptimizer):
         super().__init__(params, defaults=defaults)
 
     def add_param_group(self, param_group: dict) -> None:
-        group = {**self.defaults, **param_group}  # what the group will hold
-        _reject_unsupported_flags(type(self).__name__, group)
-        self.make_transform(group)  # raises ValueError on an invalid hyper-parameter
-        super().add_param_group(param_group)
+        _reject_unsupported_flags(type(self).__name__, {**self.defaults, **param_group})
+        super().add_param_group(param_group)  # ChainOptimizer validates the hyper-parameters
 
 
 class SGD(_ClassicOptimizer):
@@ -198,7 +196,7 @@ class Adam(_ClassicOptimizer):
                  decoupled_weight_decay: bool = False):
         check_number("learning rate", lr)
         check_number("epsilon value", eps)
-        check_betas(*betas)
+        check_betas_pair(betas)
         check_number("weight_decay value", weight_decay)
         super().__init__(params, dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,

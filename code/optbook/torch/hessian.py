@@ -44,8 +44,8 @@ def hutchinson_hessian_estimate(loss: torch.Tensor, params: Iterable[torch.Tenso
     Hessian-vector products are averaged. Parameters the gradient does not
     depend on (zero Hessian rows) get zeros.
     """
-    if samples < 1:
-        raise ValueError(f"Invalid samples: {samples} (need at least 1)")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"Invalid samples: {samples!r} (need an integer >= 1)")
     params = list(params)
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     # a gradient without a graph (loss linear in p, or p unused) has H u = 0

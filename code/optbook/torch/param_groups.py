@@ -26,6 +26,11 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 
 
+def _is_bias(name: str) -> bool:
+    """``bias`` of Linear/Conv, ``in_proj_bias`` of MultiheadAttention, ``bias_ih_l0`` of LSTM/GRU."""
+    return name == "bias" or name.endswith("_bias") or name.startswith("bias_")
+
+
 def param_groups(model: nn.Module, weight_decay: float,
                  no_decay: tuple[type[nn.Module], ...] = NORM_LAYERS,
                  exclude_biases: bool = True) -> list[dict]:
@@ -33,7 +38,7 @@ def param_groups(model: nn.Module, weight_decay: float,
 
     A parameter is *not* decayed if it belongs to a module of a type in
     ``no_decay`` (default :data:`NORM_LAYERS`), or if ``exclude_biases`` and its
-    name is ``bias``. Embedding tables are decayed by default, as in
+    name marks a bias (``bias``, ``in_proj_bias``, ``bias_ih_l0``, ...). Embedding tables are decayed by default, as in
     ``torch.optim``; pass ``no_decay=NORM_LAYERS + (nn.Embedding,)`` to exclude
     them (minGPT does). Every parameter of ``model`` appears in exactly one
     group, in ``model.named_parameters()`` order. A parameter shared by several
@@ -55,7 +60,7 @@ def param_groups(model: nn.Module, weight_decay: float,
     excluded: set[int] = set()  # ids of parameters to keep out of weight decay
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
-            if isinstance(module, no_decay) or (exclude_biases and name == "bias"):
+            if isinstance(module, no_decay) or (exclude_biases and _is_bias(name)):
                 excluded.add(id(p))
 
     named = list(model.named_parameters())  # each shared parameter once, first name

@@ -20,7 +20,7 @@ class SophiaG(ChainOptimizer):
 
         theta <- theta (1 - lr * weight_decay)
         m     <- beta1 m + (1 - beta1) g
-        theta <- theta - lr * sign(m) * min(|m| / max(rho * bs * h, 1e-15), 1)
+        theta <- theta - lr * sign(m) * min(|m| / (rho * bs * h + 1e-15), 1)
 
     ``update_hessian()``, every k steps (the authors use k = 10)::
 
