@@ -249,3 +249,38 @@ def test_explorer_has_the_grid_and_runs_are_the_optimizers():
     expected = landscapes.trajectory(optbook.nesterov(1e-3, 0.8), landscapes.rosenbrock(),
                                      steps=400)
     np.testing.assert_array_equal(runs["nesterov"].path, expected.path)
+
+
+# --- Hessian eigenvalues (exercise on the race) and the widget's outcomes ---------------
+
+def _rosenbrock_hessian(x, y, a=1.0, b=100.0):
+    # by hand from f = (a - x)^2 + b (y - x^2)^2
+    return np.array([[2 - 4 * b * (y - x * x) + 8 * b * x * x, -4 * b * x],
+                     [-4 * b * x, 2 * b]])
+
+
+@pytest.mark.parametrize("point", [(1.0, 1.0), (-1.2, 1.0), (0.3, -0.4)])
+def test_hessian_eigenvalues_match_rosenbrocks_closed_form(point):
+    expected = np.linalg.eigvalsh(_rosenbrock_hessian(*point))
+    np.testing.assert_allclose(M.hessian_eigenvalues(landscapes.rosenbrock(), point), expected,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_hessian_eigenvalues_of_a_rotated_quadratic_are_mu_and_L():
+    land = landscapes.quadratic(25.0, angle=np.pi / 6)
+    np.testing.assert_allclose(M.hessian_eigenvalues(land, (0.7, -1.3)), [1.0, 25.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="Invalid step"):
+        M.hessian_eigenvalues(land, (0.0, 0.0), step=0.0)
+
+
+def test_explorer_outcomes_on_the_quadratic_follow_the_stability_limits():
+    rows = M.explorer_outcomes()
+    assert len(rows) == len(M.EXPLORER_LANDSCAPES) * 2 * 2 * 2
+    for row in rows:
+        assert (row["gap"] is None) == (row["diverged_at"] is not None)
+    base_lr = M.EXPLORER_LANDSCAPES["quadratic (κ = 25)"][1]
+    for row in (r for r in rows if r["landscape"] == "quadratic (κ = 25)"):
+        eta_l = base_lr * row["lr_scale"] * 25.0          # eta * L, L = 25
+        b = row["beta"]
+        limit = 2 * (1 + b) if row["method"] == "momentum" else 2 * (1 + b) / (1 + 2 * b)
+        assert (row["diverged_at"] is not None) == (eta_l > limit), row
