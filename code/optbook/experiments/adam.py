@@ -40,7 +40,7 @@ import torch
 from ..adam import scale_by_adam
 from ..base import apply_updates, check_number
 from ..optimizers import adam, adamw
-from .training import Dataset, epoch_batches, mlp, teacher_classification
+from .training import Dataset, evaluate, mlp, teacher_classification, train
 
 __all__ = [
     # 5.1
@@ -397,50 +397,26 @@ def train_cell(kind: str, lr: float, weight_decay: float, data: Dataset, *, step
     steps = _check_int("steps", steps, 1)
     record_every = _check_int("record_every", record_every, 1)
     model = mlp(data.x_train.shape[1], data.classes, hidden=hidden, depth=2, seed=seed)
-    # Adam and AdamW act element by element, so the network's six tensors can live
-    # in one flat parameter: the same arithmetic, one optimizer call instead of six.
-    shapes = [p.shape for p in model.parameters()]
-    sizes = [p.numel() for p in model.parameters()]
-    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
-
-    def forward(x):
-        pieces = iter([piece.view(shape) for piece, shape in zip(flat.split(sizes), shapes)])
-        for layer in model:                  # Linear, ReLU, Linear, ReLU, Linear
-            if isinstance(layer, torch.nn.Linear):
-                x = torch.nn.functional.linear(x, next(pieces), next(pieces))
-            else:
-                x = layer(x)
-        return x
-
     cls = Adam if kind == "adam_l2" else AdamW
-    optimizer = cls([flat], lr=lr, weight_decay=weight_decay)
-    batches = epoch_batches(data.n_train, batch_size, torch.Generator().manual_seed(seed))
-    norm_steps, norms = [0], [_global_norm(flat)]
-    diverged = False
-    for t in range(1, steps + 1):
-        idx = next(batches)
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(forward(data.x_train[idx]), data.y_train[idx])
-        if not torch.isfinite(loss):
-            diverged = True
-            break
-        loss.backward()
-        optimizer.step()
-        if t % record_every == 0:
-            norm_steps.append(t)
-            norms.append(_global_norm(flat))
-    with torch.no_grad():
-        val_loss = float(torch.nn.functional.cross_entropy(forward(data.x_val), data.y_val))
-        val_acc = float((forward(data.x_val).argmax(dim=1) == data.y_val).float().mean())
-        train_loss = float(torch.nn.functional.cross_entropy(forward(data.x_train),
-                                                             data.y_train))
+    optimizer = cls(model.parameters(), lr=lr, weight_decay=weight_decay)
+    norm_steps, norms = [0], [_global_norm(model)]
+
+    def record(t):  # called by train() after step t (counted from 0)
+        if (t + 1) % record_every == 0:
+            norm_steps.append(t + 1)
+            norms.append(_global_norm(model))
+
+    history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
+                    eval_every=steps, seed=seed, on_step=record)
+    val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+    train_loss, _ = evaluate(model, data.x_train, data.y_train)
     return CellResult(val_loss, val_acc, train_loss, np.array(norm_steps), np.array(norms),
-                      diverged or not math.isfinite(val_loss))
+                      history.diverged or not math.isfinite(val_loss))
 
 
 @torch.no_grad()
-def _global_norm(flat: torch.Tensor) -> float:
-    return float(flat.norm())
+def _global_norm(model: torch.nn.Module) -> float:
+    return float(torch.sqrt(sum((p ** 2).sum() for p in model.parameters())))
 
 
 @dataclass
