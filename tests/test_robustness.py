@@ -146,3 +146,10 @@ def test_trajectory_converts_to_its_path_array():
     run = optbook.trajectory(optbook.sgd(0.05), landscapes.quadratic(10), steps=7)
     assert np.asarray(run).shape == (8, 2) and len(run) == 8
     np.testing.assert_array_equal(np.asarray(run), run.path)
+
+
+def test_lr_range_test_arguments_accept_numpy_scalars():
+    from optbook.lr_range_test import lr_ramp
+
+    ramp = lr_ramp(np.float32(1e-3), np.float64(1.0), np.int64(4))
+    np.testing.assert_allclose(ramp, [1e-3, 1e-2, 1e-1, 1.0], rtol=1e-6)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -50,20 +51,20 @@ class LRRangeTestResult:
 
 def _check_arguments(start_lr, end_lr, num_steps, mode, smoothing, diverge_factor):
     for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
                 or not math.isfinite(value) or value <= 0:
             raise ValueError(f"Invalid {name}: {value!r} (must be a finite number > 0)")
     if start_lr >= end_lr:
         raise ValueError(f"Invalid start_lr/end_lr: {start_lr!r} >= {end_lr!r} "
                          "(the range must increase)")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 2:
         raise ValueError(f"Invalid num_steps: {num_steps!r} (must be an integer >= 2)")
     if mode not in ("exp", "linear"):
         raise ValueError(f"Invalid mode: {mode!r} (choose 'exp' or 'linear')")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) \
+    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) \
             or not 0.0 <= smoothing < 1.0:
         raise ValueError(f"Invalid smoothing: {smoothing!r} (must lie in [0, 1))")
-    if isinstance(diverge_factor, bool) or not isinstance(diverge_factor, (int, float)) \
+    if isinstance(diverge_factor, bool) or not isinstance(diverge_factor, numbers.Real) \
             or not diverge_factor > 1.0:
         raise ValueError(f"Invalid diverge_factor: {diverge_factor!r} (must be > 1)")
 
