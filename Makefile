@@ -6,8 +6,9 @@
 #   make lab       open the notebooks in JupyterLab with live widgets
 #
 # Setup is automatic and incremental: .venv is created with `python3 -m venv`
-# and filled from requirements.txt + `pip install -e .` (stamp file
-# .venv/.installed, redone when requirements.txt or pyproject.toml change);
+# and filled from requirements.txt (versions of every dependency fixed by
+# constraints.txt) + `pip install -e .` (stamp file .venv/.installed, redone
+# when requirements.txt, constraints.txt or pyproject.toml change);
 # MathJax comes from npm (package-lock.json) into node_modules.
 
 SHELL := /bin/bash
@@ -39,9 +40,9 @@ help:
 
 # --- setup ------------------------------------------------------------------
 
-$(VENV_STAMP): requirements.txt pyproject.toml
+$(VENV_STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
@@ -58,7 +59,8 @@ chromium:
 	    echo "$(CHROMIUM) is missing: run 'apt-get install -y chromium' as root" >&2; exit 1; \
 	  fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	fi
+	fi; \
+	$(CHROMIUM) --version
 
 # --- the book ---------------------------------------------------------------
 
@@ -125,7 +127,7 @@ test-browser: $(VENV_STAMP) chromium
 	@if ! compgen -G "tests/browser/test_*.py" > /dev/null; then \
 	  echo "browser: tests/browser holds no tests yet; nothing to run"; exit 0; \
 	fi; \
-	$(PYTEST) tests/browser -q
+	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/browser -q
 
 # --- cleaning -----------------------------------------------------------------
 

@@ -103,7 +103,9 @@ def test_time_per_example_shape_and_sign():
     model = mlp(4, 2, hidden=8, seed=0)
     x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
     t = S.time_per_example(model, x, y, [1, 16], repeats=1, examples_per_repeat=16)
-    assert t.shape == (2,) and np.all(t > 0)
+    assert t.shape == (2,)
+    with pytest.raises(ValueError, match="Invalid repeats"):
+        S.time_per_example(model, x, y, [1], repeats=0)
 
 
 # --- sharpness -----------------------------------------------------------------------------
@@ -210,10 +212,11 @@ def test_saddle_escape_steps_noise_free_never_escapes():
 
 def test_learning_rate_sweep_flags_a_blown_up_run():
     data = teacher_classification(n_train=128, n_val=32, seed=0)
-    losses = S.learning_rate_sweep(data, [0.1, 1e6], batch_size=32, epochs=1, hidden=8)
+    # lr ~ 0 is the untrained baseline (about ln 4 for 4 classes)
+    losses = S.learning_rate_sweep(data, [1e-12, 1.0, 1e6], batch_size=32, epochs=10, hidden=8)
+    assert losses[1] < 0.6 * losses[0]  # a sensible rate trains well below the baseline
     # too large a rate either stops the run (nan) or leaves a huge loss; never a good one
-    assert np.isfinite(losses[0]) and losses[0] < 2.0
-    assert not losses[1] <= 10.0
+    assert not losses[2] <= 10.0
 
 
 def test_explorer_grid():

@@ -33,7 +33,12 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 TWIN = re.compile(r'class="optbook-widget"')
 LIVE_VIEW = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">')
 
+# `make test` sets OPTBOOK_REQUIRE_SITE=1: there a missing site, or a site with
+# no widget at all, is a failure, not a skip.
+REQUIRE_SITE = os.environ.get("OPTBOOK_REQUIRE_SITE") == "1"
 if not SITE.is_dir():
+    if REQUIRE_SITE:
+        pytest.fail(f"no built book at {SITE}", pytrace=False)
     pytest.skip(f"no built book at {SITE}: run `make book` (make test builds it first)",
                 allow_module_level=True)
 
@@ -44,6 +49,8 @@ def _pages(pattern: re.Pattern) -> list[Path]:
 
 
 WIDGET_PAGES = _pages(TWIN)
+if REQUIRE_SITE and not WIDGET_PAGES:
+    pytest.fail(f"no page under {SITE} contains a static widget", pytrace=False)
 
 
 def _is_local(url: str) -> bool:
