@@ -94,7 +94,8 @@ def scale_by_factored_rms(beta2_decay: float = -0.8, eps1: float | None = None
         moments = tree_map(average, state["moments"], updates)
         return tree_map(precondition, updates, moments), {"count": t, "moments": moments}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_factored_rms", {
+        "beta2_decay": beta2_decay, "eps1": eps1}))
 
 
 def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
@@ -104,7 +105,8 @@ def clip_by_block_rms(threshold: float = 1.0) -> GradientTransformation:
     def update(updates, state, params=None, **extra):
         return tree_map(lambda u: u / max(1.0, _rms(u) / threshold), updates), state
 
-    return GradientTransformation(lambda params: {}, update)
+    return GradientTransformation(lambda params: {}, update, ("clip_by_block_rms",
+                                                              {"threshold": threshold}))
 
 
 def scale_by_param_block_rms(eps2: float = 1e-3) -> GradientTransformation:
@@ -117,7 +119,8 @@ def scale_by_param_block_rms(eps2: float = 1e-3) -> GradientTransformation:
                              "call update(grads, state, params)")
         return tree_map(lambda u, p: max(eps2, _rms(p)) * u, updates, params), state
 
-    return GradientTransformation(lambda params: {}, update)
+    return GradientTransformation(lambda params: {}, update, ("scale_by_param_block_rms",
+                                                              {"eps2": eps2}))
 
 
 def scale_by_relative_step(learning_rate: ScalarOrSchedule = 1e-2) -> GradientTransformation:
@@ -140,7 +143,8 @@ def scale_by_relative_step(learning_rate: ScalarOrSchedule = 1e-2) -> GradientTr
         factor = 1.0 if scaled <= 1.0 else 1.0 / scaled
         return tree_map(lambda u: factor * u, updates), {"count": t}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_relative_step",
+                                                 {"learning_rate": learning_rate}))
 
 
 def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay: float = -0.8,

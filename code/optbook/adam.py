@@ -53,4 +53,5 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         out = tree_map(lambda m, v: (m / c1) / (namespace(v).sqrt(v / c2) + eps), mu, second)
         return out, new_state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_adam", {
+        "b1": b1, "b2": b2, "eps": eps, "amsgrad": amsgrad, "bias_correction": bias_correction}))

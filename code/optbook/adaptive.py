@@ -36,7 +36,8 @@ def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0,
         out = tree_map(lambda g, s: g / _denominator(s, eps, eps_inside_sqrt), updates, acc)
         return out, {"sum_of_squares": acc}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_adagrad", {
+        "eps": eps, "eps_inside_sqrt": eps_inside_sqrt}))
 
 
 def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, centered: bool = False,
@@ -68,4 +69,5 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, centered: bool = False,
         out = tree_map(lambda g, v: g / _denominator(v, eps, eps_inside_sqrt), updates, var)
         return out, new_state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_rms", {
+        "decay": decay, "eps": eps, "centered": centered, "eps_inside_sqrt": eps_inside_sqrt}))

@@ -33,10 +33,20 @@ ScalarOrSchedule = Union[float, Schedule]
 
 
 class GradientTransformation(NamedTuple):
-    """A pair of pure functions; see the module docstring."""
+    """A pair of pure functions; see the module docstring.
+
+    ``spec`` names the transformation and its hyper-parameters, e.g.
+    ``("scale_by_adam", {"b1": 0.9, ...})``, or ``("chain", (t1, t2, ...))``.
+    It changes nothing here: it lets ``optbook.torch`` recognise a chain and
+    run it in place on torch tensors (``optbook.torch.fast_path``), a faster
+    execution of the same update that the tests hold to the functional one.
+    ``None`` (the default, e.g. for a reader's own transformation) means
+    "no in-place twin": the optimizer then runs ``update`` itself.
+    """
 
     init: Callable[[Tree], State]
     update: Callable[..., tuple]
+    spec: Any = None
 
 
 # --- trees -----------------------------------------------------------------
@@ -103,7 +113,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("chain", tuple(transforms)))
 
 
 def apply_updates(params: Tree, updates: Tree) -> Tree:
@@ -113,7 +123,8 @@ def apply_updates(params: Tree, updates: Tree) -> Tree:
 
 def identity() -> GradientTransformation:
     return GradientTransformation(lambda params: {},
-                                  lambda updates, state, params=None, **extra: (updates, state))
+                                  lambda updates, state, params=None, **extra: (updates, state),
+                                  ("identity", {}))
 
 
 # --- learning rates ----------------------------------------------------------
@@ -145,7 +156,7 @@ def scale(factor: float) -> GradientTransformation:
     def update(updates, state, params=None, **extra):
         return tree_map(lambda u: factor * u, updates), state
 
-    return GradientTransformation(lambda params: {}, update)
+    return GradientTransformation(lambda params: {}, update, ("scale", {"factor": factor}))
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> GradientTransformation:
@@ -167,4 +178,5 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> GradientTransform
                                                           learning_rate(t))
         return tree_map(lambda u: -lr * u, updates), {"count": t + 1}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_learning_rate",
+                                                 {"learning_rate": fixed if fixed is not None else learning_rate}))

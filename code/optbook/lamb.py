@@ -41,7 +41,7 @@ def scale_by_trust_ratio() -> GradientTransformation:
 
         return tree_map(rescale, updates, params), state
 
-    return GradientTransformation(lambda params: {}, update)
+    return GradientTransformation(lambda params: {}, update, ("scale_by_trust_ratio", {}))
 
 
 def lamb(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,

@@ -36,7 +36,7 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
         mu = tree_map(lambda m, g: b2 * m + (1 - b2) * g, state["mu"], updates)
         return out, {"mu": mu}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_lion", {"b1": b1, "b2": b2}))
 
 
 def lion(learning_rate: ScalarOrSchedule = 1e-4, b1: float = 0.9, b2: float = 0.99,

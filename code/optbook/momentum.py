@@ -44,4 +44,5 @@ def trace(decay: float = 0.9, nesterov: bool = False,
             out = velocity
         return out, {"velocity": velocity, "count": state["count"] + 1}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("trace", {
+        "decay": decay, "nesterov": nesterov, "dampening": dampening}))

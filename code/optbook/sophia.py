@@ -86,7 +86,8 @@ def scale_by_sophia(b1: float = 0.965, b2: float = 0.99, rho: float = 0.04,
         out = tree_map(clipped_step, mu, h)
         return out, {"count": state["count"] + 1, "mu": mu, "hessian": h}
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update, ("scale_by_sophia", {
+        "b1": b1, "b2": b2, "rho": rho, "eps": eps, "denominator": denominator}))
 
 
 def sophia(learning_rate: ScalarOrSchedule = 1e-4, b1: float = 0.965, b2: float = 0.99,

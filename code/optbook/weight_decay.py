@@ -48,4 +48,5 @@ def add_decayed_weights(weight_decay: float, mask=None) -> GradientTransformatio
         return tree_map(lambda u, p, keep: u + weight_decay * p if keep else u,
                         updates, params, m), state
 
-    return GradientTransformation(lambda params: {}, update)
+    return GradientTransformation(lambda params: {}, update, ("add_decayed_weights", {
+        "weight_decay": weight_decay, "mask": mask}))

@@ -11,6 +11,11 @@ run is bit-identical). Two consequences of "one tensor, one tree":
 * step counters (bias correction, schedules inside the chain) count the steps
   in which *that* tensor had a gradient, as torch.optim's per-parameter
   ``step`` does.
+
+``step()`` runs the chain in place when every link has an in-place twin
+(:mod:`optbook.torch.fast_path`; the tensors of the state are then updated
+in place rather than replaced); a chain with any other link runs its
+functional ``update``, as the reference path ``fast_path = False`` does.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from typing import Any, Callable, Union
 import torch
 
 from ..base import GradientTransformation
+from . import fast_path
 
 TransformOrFactory = Union[GradientTransformation, Callable[[dict], GradientTransformation]]
 
@@ -79,39 +85,88 @@ class ChainOptimizer(torch.optim.Optimizer):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
         return -p.grad if group.get("maximize", False) else p.grad
 
+    #: Run chains in place (``optbook.torch.fast_path``) when every link has a twin
+    #: there. Set ``optimizer.fast_path = False`` to run the functional ``update``
+    #: of the chain instead (the reference the fast path is tested against).
+    fast_path: bool = True
+    #: Within the fast path, hand the chains that are exactly torch.optim's SGD,
+    #: Adagrad, Adam and AdamW to torch's fused kernels; False keeps optbook's
+    #: in-place twins for them too.
+    fused_kernels: bool = True
+
+    def _fast_eligible(self, p: torch.Tensor) -> bool:
+        g = p.grad
+        return (self.fast_path and p.is_floating_point() and not g.is_sparse
+                and g.dtype == p.dtype and g.shape == p.shape)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Two phases: compute every update and new state first, then apply them,
-        # so an error on one tensor (e.g. ensure_finite) leaves every parameter
-        # and every state as it was before the step.
-        pending = []
+        # Two phases: plan every update and new state first (functional updates are
+        # computed, in-place ones only planned, with every number checked), then
+        # write, so an error on one tensor (e.g. ensure_finite, a schedule's negative
+        # rate) leaves every parameter and every state as it was before the step.
+        pending, planned, fused = [], [], []
         for gi, group in enumerate(self.param_groups):
             transform = self.make_transform(group)
+            buckets: dict[tuple, list] = {}
             for pi, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                old = state.get("transform_state")
+                old = self.state[p].get("transform_state")
                 if old is None:
                     old = transform.init(p.detach())
-                where = f"param group {gi}, parameter {pi} {tuple(p.shape)}"
-                try:
-                    updates, new = transform.update(self._grad(p, group), old, p.detach())
-                except FloatingPointError as exc:  # optbook.ensure_finite in the chain
-                    raise FloatingPointError(f"{where}: {exc}") from None
-                except (KeyError, ValueError) as exc:
-                    if "chain: state has" in str(exc) or isinstance(exc, KeyError):
-                        raise ValueError(
-                            f"{where}: the saved state does not fit the chain built from the "
-                            "group's hyper-parameters; changing momentum between 0 and > 0, "
-                            "amsgrad or centered in the middle of a run is not supported") from exc
-                    raise
-                pending.append((p, updates, new))
+                if self._fast_eligible(p):
+                    key = (p.dtype, p.device, fast_path.numbers_of(old))
+                    buckets.setdefault(key, []).append((pi, p, old))
+                else:
+                    pending.append(self._functional_update(transform, group, gi, pi, p, old))
+            for (dtype, _, _), members in buckets.items():
+                maximize = group.get("maximize", False)
+                run = (fast_path.fused_kernel(transform, members[0][2], dtype)
+                       if self.fused_kernels else None)
+                if run is not None and all(p.is_contiguous() and p.grad.is_contiguous()
+                                           for _, p, _ in members):
+                    fused.append((run, members, maximize))
+                    continue
+                chain_plan = fast_path.plan(transform, members[0][2])
+                if chain_plan is None:
+                    pending.extend(self._functional_update(transform, group, gi, pi, p, old)
+                                   for pi, p, old in members)
+                else:
+                    planned.append((chain_plan, members, maximize))
+        # how many tensors took each path in this step (the tests and the benchmark read it)
+        self.last_step_paths = {"fused": sum(len(m) for _, m, _ in fused),
+                                "in_place": sum(len(m) for _, m, _ in planned),
+                                "functional": len(pending)}
+        for run, members, maximize in fused:
+            params = [p for _, p, _ in members]
+            news = run(params, [p.grad for p in params], [old for _, _, old in members], maximize)
+            for p, new in zip(params, news):
+                self.state[p]["transform_state"] = new
+        for chain_plan, members, maximize in planned:
+            for _, p, old in members:
+                self.state[p]["transform_state"] = chain_plan.run(
+                    p, p.grad, -1.0 if maximize else 1.0, old)
         for p, updates, new in pending:
             self.state[p]["transform_state"] = new
             p.add_(updates)
         return loss
+
+    def _functional_update(self, transform, group, gi, pi, p, old):
+        where = f"param group {gi}, parameter {pi} {tuple(p.shape)}"
+        try:
+            updates, new = transform.update(self._grad(p, group), old, p.detach())
+        except FloatingPointError as exc:  # optbook.ensure_finite in the chain
+            raise FloatingPointError(f"{where}: {exc}") from None
+        except (KeyError, ValueError) as exc:
+            if "chain: state has" in str(exc) or isinstance(exc, KeyError):
+                raise ValueError(
+                    f"{where}: the saved state does not fit the chain built from the "
+                    "group's hyper-parameters; changing momentum between 0 and > 0, "
+                    "amsgrad or centered in the middle of a run is not supported") from exc
+            raise
+        return p, updates, new

@@ -12,7 +12,10 @@ be read off the chain.
 Performance flags of torch.optim:
 
 * ``foreach`` and ``fused`` are accepted and ignored: they select a faster
-  kernel, not a different update.
+  kernel, not a different update. ``step()`` is fast anyway: it runs the
+  chain in place (:mod:`optbook.torch.fast_path`), and hands SGD, Adagrad,
+  Adam and AdamW to torch's fused kernels, the ones ``fused=True`` selects
+  (``optimizer.fast_path = False`` runs the functional chain instead).
 * ``capturable=True`` and ``differentiable=True`` raise ``ValueError``: the
   chains keep Python step counts (no CUDA-graph capture) and ``step`` runs
   under ``torch.no_grad`` (no differentiation through the update).
