@@ -7,6 +7,10 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_site: scripts}``).
   ``node_modules``; after a successful HTML build this extension copies the
   parts the pages can load into ``_static/mathjax`` and ``mathjax_path``
   points there. No page asks a CDN for it.
+* The interactive figures' runtime, ``book/_static/optbook-figures.js``, is
+  built from ``js/`` by ``npm run build`` (esbuild; d3 from npm, pinned in
+  package-lock.json) and is not committed.  The build stops with a clear
+  message if it is missing: without it every figure would be a still image.
 * Every top-level ``.css``/``.js`` file in ``book/_static`` is added to every
   page (sorted, so the order is stable). Jupyter Book does this only for a
   ``_static`` folder at the book root; ours lives in ``book/``. Files in
@@ -41,6 +45,7 @@ MATHJAX_PACKAGE = Path("node_modules") / "mathjax" / "es5"
 # MathJax from a CDN), are left out.
 MATHJAX_PARTS = ("tex-svg.js", "input", "output", "ui", "a11y", "adaptors", "sre")
 STATIC_DIR = Path("book") / "_static"
+FIGURE_RUNTIME = STATIC_DIR / "optbook-figures.js"
 
 
 def _round() -> BracketStyle:
@@ -72,6 +77,17 @@ def check_mathjax_installed(app: Sphinx) -> None:
         raise ExtensionError(
             f"MathJax is missing ({entry}). Run `npm ci` in the repository "
             "root (`make book` does it): the site serves MathJax itself."
+        )
+
+
+def check_figure_runtime(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    bundle = Path(app.confdir) / FIGURE_RUNTIME
+    if not bundle.is_file():
+        raise ExtensionError(
+            f"The figure runtime is missing ({bundle}). Run `npm ci && npm run build` in "
+            "the repository root (`make book` does it): it bundles js/ for the pages."
         )
 
 
@@ -113,6 +129,7 @@ def setup(app: Sphinx) -> dict:
     # after sphinx-thebe and the theme have added their assets
     app.connect("html-page-context", drop_thebe, priority=900)
     app.connect("builder-inited", check_mathjax_installed)
+    app.connect("builder-inited", check_figure_runtime)
     app.connect("builder-inited", link_static_assets)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

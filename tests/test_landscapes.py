@@ -360,3 +360,42 @@ def test_trajectory_edge_cases_and_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trajectory(gd(0.01), land, x0=[1, 2], steps=5)        # lists and ints are fine
+
+
+# --- the full Hessian (for Hutchinson's estimator) ------------------------------------
+
+import optbook  # noqa: E402
+from optbook import landscapes  # noqa: E402
+
+@pytest.mark.parametrize("name", sorted(landscapes.LANDSCAPES))
+def test_full_hessian_is_the_derivative_of_the_gradient(name):
+    """Central differences of the analytic gradient (an independent route), at random points."""
+    land = landscapes.get_landscape(name)
+    rng = np.random.default_rng(1)
+    h = 1e-5
+    for p in rng.uniform(-1.5, 1.5, size=(5, 2)):
+        H = land.hessian(p)
+        for j in range(2):
+            e = np.zeros(2)
+            e[j] = h
+            column = (land.grad(p + e) - land.grad(p - e)) / (2 * h)
+            np.testing.assert_allclose(H[:, j], column, rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(np.diag(H), land.hessian_diag(p), rtol=1e-12)
+    X, Y = np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 4))
+    assert land.hessian(X, Y).shape == (4, 3, 2, 2)
+
+
+def test_hutchinson_probes_average_to_the_exact_diagonal():
+    """E[u * (H u)] = diag(H) for Rademacher u: the four sign patterns average exactly."""
+    land = landscapes.rosenbrock()
+    signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
+    exact = landscapes.trajectory(optbook.sophia(0.01, weight_decay=0.0), land, steps=1,
+                                  with_hessian=True)
+    H = land.hessian(np.array(land.x0))
+    estimates = [u * (H @ u) for u in signs]
+    np.testing.assert_allclose(np.mean(estimates, axis=0), land.hessian_diag(np.array(land.x0)))
+    with pytest.raises(ValueError, match="Invalid hutchinson_probes"):
+        landscapes.trajectory(optbook.sgd(0.1), land, steps=3, hutchinson_probes=np.ones((3, 2)))
+    probe_run = landscapes.trajectory(optbook.sophia(0.01, weight_decay=0.0), land, steps=4,
+                                      with_hessian=True, hutchinson_probes=np.ones((4, 2)))
+    assert probe_run.path.shape == (5, 2) and exact.path.shape == (2, 2)

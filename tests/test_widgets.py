@@ -356,7 +356,8 @@ def test_gd_widget_frames_draw_the_runs_with_one_loss_axis_and_no_warnings():
             fig.canvas.draw()
         html_text = e.static_html()
     assert len(set(ylims)) == 1                        # frames share the loss axis
-    assert len(twin_frames(parse(html_text))[0]) == 3
+    assert 'class="optbook-figure"' in html_text        # computed in the page
+    assert e.spec["params"][0]["min"] == min(e.grid["lr"])
 
 
 def test_optimizer_explorer_is_one_call_for_several_optimizers():
@@ -376,3 +377,53 @@ def test_optimizer_explorer_is_one_call_for_several_optimizers():
         widgets.optimizer_runs(lambda: {"adamax": optbook.sgd(0.1)}, {}, land)
     with pytest.raises(ValueError, match="Invalid make result"):
         widgets.optimizer_runs(lambda: [optbook.sgd(0.1)], {}, land)
+
+
+def test_schedule_figure_is_computed_in_the_page():
+    """Chapter 6.1: a schedule-kind spec, continuous controls, the still image from draw_nqm."""
+    from optbook.experiments import schedules as S
+
+    e = widgets.schedule_figure(shape="wsd", peak=0.5, warmup_frac=0.0, cooldown_frac=0.1)
+    spec = e.spec
+    assert spec["kind"] == "schedule" and spec["steps"] == 200
+    assert [c["value"] for c in spec["choices"]] == list(S.NQM_SHAPES)
+    assert spec["choices"][spec["choice"]]["value"] == "wsd"
+    ranges = {p["name"]: (p["min"], p["max"], p["value"], p["scale"]) for p in spec["params"]}
+    assert ranges == {"peak": (0.05, 1.99, 0.5, "linear"), "warmup_frac": (0.0, 0.5, 0.0, "linear"),
+                      "cooldown_frac": (0.005, 1.0, 0.1, "linear")}
+    np.testing.assert_array_equal(spec["curvatures"], np.geomspace(1.0, 0.01, 20))
+    text = repr(e)
+    assert text.startswith("Figure: Schedules on the noisy quadratic")
+    assert "schedule: [constant, cosine, linear, wsd]" in text and "optimizers" not in text
+    html_text = e.static_html()
+    assert 'data-optbook-kind="schedule"' in html_text and html_text.count("data:image/png") == 1
+    assert len(html_text) < 100_000
+    with pytest.raises(ValueError, match="Invalid shape"):
+        widgets.schedule_figure(shape="step")
+
+
+def test_warmup_curves_figure_stores_the_grids_curves():
+    """Chapter 6.2: menus over a stored grid; the spec holds every curve and final loss."""
+    from optbook.experiments.warmup import WarmupGrid
+
+    rng = np.random.default_rng(0)
+    shape = (3, 2, 3)
+
+    def grid(norm):
+        curves = rng.random(shape + (4,)) * 3
+        return WarmupGrid(norm, (0, 5, 10), (1e-2, 3e-2), (0, 1, 2), curves[..., -1].copy(),
+                          np.zeros(shape), np.array([5, 10, 15, 20]), curves, np.zeros(shape))
+
+    grids = {"post": grid("post"), "pre": grid("pre")}
+    e = widgets.warmup_curves_figure(grids, norm="pre", lr=3e-2, warmup=5)
+    spec = e.spec
+    assert spec["kind"] == "curves" and spec["steps"] == 20 and spec["params"] == []
+    assert [m["name"] for m in spec["menus"]] == ["norm", "lr", "warmup"]
+    assert [m["value"] for m in spec["menus"]] == [1, 1, 1]
+    np.testing.assert_allclose(spec["curves"]["pre"], grids["pre"].curves, rtol=1e-5)
+    np.testing.assert_allclose(spec["finals"]["post"], grids["post"].val_loss, rtol=1e-5)
+    assert "layer norm (norm): [Post-LN, Pre-LN], default Pre-LN" in repr(e)
+    html_text = e.static_html()
+    assert 'data-optbook-kind="curves"' in html_text and html_text.count("data:image/png") == 1
+    with pytest.raises(ValueError, match="Invalid default"):
+        widgets.warmup_curves_figure(grids, lr=0.5)

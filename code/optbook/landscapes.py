@@ -106,6 +106,11 @@ class Landscape:
         log_contours: whether values span decades so that contour levels
             should be spaced logarithmically (see :meth:`contour_levels`).
         reference: where the function comes from.
+        hessian_fn: ``(x, y) -> ((hxx, hxy), (hxy, hyy))``, the full Hessian
+            (``None`` if not given); Hutchinson's estimator needs the
+            off-diagonal entry.
+        params: the constructor's arguments as ``((name, value), ...)``, so
+            that the in-page figure runtime can rebuild the same function.
     """
 
     name: str
@@ -124,6 +129,8 @@ class Landscape:
     mu: Optional[float] = None
     log_contours: bool = False
     reference: str = ""
+    hessian_fn: Optional[Callable] = field(default=None, repr=False, compare=False)
+    params: tuple = field(default=(), compare=False)
 
     def value(self, x, y=None):
         """:math:`f(x, y)`, elementwise; ``value(p)`` for points with ``p.shape[-1] == 2``."""
@@ -141,6 +148,15 @@ class Landscape:
         x, y, xp = _coordinates(x, y)
         hxx, hyy = self.hessian_diag_fn(x, y)
         return xp.stack([hxx, hyy], axis=-1)
+
+    def hessian(self, x, y=None):
+        """The full Hessian, shape ``(..., 2, 2)``; ValueError if the landscape has none."""
+        if self.hessian_fn is None:
+            raise ValueError(f"Invalid landscape for hessian(): {self.name!r} defines no hessian_fn")
+        x, y, xp = _coordinates(x, y)
+        (hxx, hxy), (_, hyy) = self.hessian_fn(x, y)
+        hxx, hxy, hyy = (0 * x + h for h in (hxx, hxy, hyy))
+        return xp.stack([xp.stack([hxx, hxy], axis=-1), xp.stack([hxy, hyy], axis=-1)], axis=-2)
 
     def grid(self, num: int = 201):
         """``(X, Y, Z)`` NumPy arrays over the plot window, ready for ``contour``."""
@@ -208,13 +224,17 @@ def quadratic(kappa: float = 10.0, angle: float = 0.0) -> Landscape:
     def hessian_diag(x, y):
         return 0 * x + hxx, 0 * y + hyy
 
+    def hessian(x, y):
+        return (hxx, hxy), (hxy, hyy)
+
     title = f"quadratic (κ = {kappa:g}" + (f", θ = {math.degrees(angle):g}°)" if angle else ")")
     return Landscape(
         name="quadratic", title=title,
         formula=r"\tfrac12\,(u^2 + \kappa v^2),\ (u, v) = R_{-\theta}(x, y)",
         value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
         minima=((0.0, 0.0),), min_value=0.0, xlim=(-3.0, 3.0), ylim=(-3.0, 3.0),
-        x0=_rotate(angle, -2.5, 1.0), L=kappa, mu=1.0,
+        x0=_rotate(angle, -2.5, 1.0), L=kappa, mu=1.0, hessian_fn=hessian,
+        params=(("kappa", kappa), ("c", c), ("s", s)),
         reference="Goodfellow, Bengio & Courville (2016), Deep Learning, sec. 4.3.1 and 8.2.3")
 
 
@@ -248,12 +268,16 @@ def rosenbrock(a: float = 1.0, b: float = 100.0) -> Landscape:
     def hessian_diag(x, y):
         return 2.0 - 4.0 * b * y + 12.0 * b * x * x, 0 * y + 2.0 * b
 
+    def hessian(x, y):
+        hxx, hyy = hessian_diag(x, y)
+        return (hxx, -4.0 * b * x), (-4.0 * b * x, hyy)
+
     return Landscape(
         name="rosenbrock", title=f"Rosenbrock (a = {a:g}, b = {b:g})",
         formula=r"(a - x)^2 + b\,(y - x^2)^2",
         value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
         minima=((a, a * a),), min_value=0.0, xlim=(-2.0, 2.0), ylim=(-1.0, 3.0),
-        x0=(-1.2, 1.0), log_contours=True,
+        x0=(-1.2, 1.0), log_contours=True, hessian_fn=hessian, params=(("a", a), ("b", b)),
         reference="Rosenbrock (1960), The Computer Journal 3(3):175-184")
 
 
@@ -294,12 +318,21 @@ def beale() -> Landscape:
         hyy = 2.0 * x * (x + 2.0 * t2 + 4.0 * x * y2 + 6.0 * y * t3 + 9.0 * x * y2 * y2)
         return hxx, hyy
 
+    def hessian(x, y):
+        # d/dy of the x-derivative: each t_k (y^k - 1) contributes t_k k y^(k-1) + x k y^(k-1) (y^k - 1)
+        t1, t2, t3 = terms(x, y)
+        y2 = y * y
+        hxy = (2.0 * (t1 + x * (y - 1.0)) + 2.0 * (2.0 * y * t2 + 2.0 * x * y * (y2 - 1.0))
+               + 2.0 * (3.0 * y2 * t3 + 3.0 * x * y2 * (y2 * y - 1.0)))
+        hxx, hyy = hessian_diag(x, y)
+        return (hxx, hxy), (hxy, hyy)
+
     return Landscape(
         name="beale", title="Beale",
         formula=r"(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
         value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
         minima=((3.0, 0.5),), min_value=0.0, xlim=(-4.5, 4.5), ylim=(-4.5, 4.5),
-        x0=(1.0, 1.5), log_contours=True,
+        x0=(1.0, 1.5), log_contours=True, hessian_fn=hessian,
         reference="Beale (1958), Tech. Rep. 25, Statistical Techniques Research Group, Princeton")
 
 
@@ -332,12 +365,15 @@ def saddle() -> Landscape:
     def hessian_diag(x, y):
         return 0 * x + 1.0, 3.0 * y * y - 1.0
 
+    def hessian(x, y):
+        return (1.0, 0.0), (0.0, 3.0 * y * y - 1.0)
+
     return Landscape(
         name="saddle", title="saddle",
         formula=r"\tfrac12 x^2 + \tfrac14 y^4 - \tfrac12 y^2",
         value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
         minima=((0.0, -1.0), (0.0, 1.0)), min_value=-0.25, saddle_points=((0.0, 0.0),),
-        xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), x0=(1.5, 0.0),
+        xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), x0=(1.5, 0.0), hessian_fn=hessian,
         reference="Ge, Huang, Jin & Yuan (2015), COLT")
 
 
@@ -378,12 +414,16 @@ def himmelblau() -> Landscape:
     def hessian_diag(x, y):
         return 12.0 * x * x + 4.0 * y - 42.0, 12.0 * y * y + 4.0 * x - 26.0
 
+    def hessian(x, y):
+        hxx, hyy = hessian_diag(x, y)
+        return (hxx, 4.0 * x + 4.0 * y), (4.0 * x + 4.0 * y, hyy)
+
     return Landscape(
         name="himmelblau", title="Himmelblau",
         formula=r"(x^2 + y - 11)^2 + (x + y^2 - 7)^2",
         value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
         minima=_HIMMELBLAU_MINIMA, min_value=0.0, xlim=(-5.0, 5.0), ylim=(-5.0, 5.0),
-        x0=(0.0, 0.0), log_contours=True,
+        x0=(0.0, 0.0), log_contours=True, hessian_fn=hessian,
         reference="Himmelblau (1972), Applied Nonlinear Programming, McGraw-Hill")
 
 
@@ -442,7 +482,8 @@ def _to_numpy(p) -> np.ndarray:
 
 def trajectory(optimizer: GradientTransformation, landscape: Landscape, x0=None,
                steps: int = 100, *, noise_std: float = 0.0, seed: Optional[int] = None,
-               with_hessian: bool = False, escape_factor: float = 10.0) -> Trajectory:
+               with_hessian: bool = False, hutchinson_probes=None,
+               escape_factor: float = 10.0) -> Trajectory:
     r"""Run ``optimizer`` from ``x0`` on ``landscape`` for ``steps`` steps.
 
     Each step computes :math:`g_t = \nabla f(\theta_t) + \sigma\,\xi_t` with
@@ -451,7 +492,10 @@ def trajectory(optimizer: GradientTransformation, landscape: Landscape, x0=None,
     noise), then ``updates, state = optimizer.update(g_t, state, theta_t)`` and
     :math:`\theta_{t+1} = \theta_t + \text{updates}`.  With ``with_hessian=True``
     the call also passes ``hessian=landscape.hessian_diag(theta_t)`` (exact, no
-    noise) for Sophia-like methods.
+    noise) for Sophia-like methods.  With ``hutchinson_probes`` (a
+    ``(steps, 2)`` array of Rademacher signs :math:`u_t \in \{-1, 1\}^2`) it
+    passes Hutchinson's estimate :math:`u_t \odot (H u_t)` of the diagonal
+    instead (Sophia-H; needs :meth:`Landscape.hessian`).
 
     ``x0`` (default ``landscape.x0``) may be a NumPy array (computed in float64)
     or a torch tensor (computed in its dtype, on its device); the path is
@@ -488,6 +532,18 @@ def trajectory(optimizer: GradientTransformation, landscape: Landscape, x0=None,
     half_width = np.array([(landscape.xlim[1] - landscape.xlim[0]) / 2,
                            (landscape.ylim[1] - landscape.ylim[0]) / 2]) * escape_factor
     rng = np.random.default_rng(seed)
+    if hutchinson_probes is not None:
+        hutchinson_probes = np.asarray(hutchinson_probes, dtype=np.float64)
+        if not with_hessian or hutchinson_probes.shape != (steps, 2):
+            raise ValueError(f"Invalid hutchinson_probes: shape {hutchinson_probes.shape} "
+                             f"(expected ({steps}, 2), with with_hessian=True)")
+
+    def hessian_estimate(t):
+        if hutchinson_probes is None:
+            return landscape.hessian_diag(theta)
+        H = _to_numpy(landscape.hessian(theta))
+        u0, u1 = hutchinson_probes[t - 1]
+        return np.array([u0 * (H[0, 0] * u0 + H[0, 1] * u1), u1 * (H[1, 0] * u0 + H[1, 1] * u1)])
 
     def accepted(point: np.ndarray, value: float, gradient) -> bool:
         return bool(np.all(np.isfinite(point)) and math.isfinite(value)
@@ -511,7 +567,7 @@ def trajectory(optimizer: GradientTransformation, landscape: Landscape, x0=None,
                 g = g + (noise if isinstance(theta, np.ndarray)
                          else namespace(theta).asarray(noise, dtype=theta.dtype,
                                                        device=theta.device))
-            extra = {"hessian": landscape.hessian_diag(theta)} if with_hessian else {}
+            extra = {"hessian": hessian_estimate(t)} if with_hessian else {}
             updates, state = optimizer.update(g, state, theta, **extra)
             theta = apply_updates(theta, updates)
             gradient = landscape.grad(theta)

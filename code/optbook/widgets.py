@@ -1,81 +1,78 @@
-"""Widgets that work twice: live in Jupyter, and as a static twin in the HTML book.
+"""Interactive figures: computed in the page on the website, live in Jupyter.
 
-The pattern (every chapter follows this recipe)
------------------------------------------------
-1. **A pure draw function** ``draw(**params) -> matplotlib.figure.Figure``,
-   built on a pure compute function that tests call without any front end
-   (e.g. :func:`optimizer_runs` -> :func:`draw_runs`).  Build the figure with
-   ``plotting.subplots(..., pyplot=False)``; fix axis limits so that frames
-   are comparable when the reader flips between them.
-2. **A grid** of parameter values, ``{"lr": [...], "beta": [...]}``: the
-   values a reader can choose.  Keep the product small (<= ~30 frames; the
-   hard limit is ``max_frames``): every point is rendered once, as a PNG.
-3. **One object**, :class:`Explorer`, that displays as both::
+The pattern (a chapter adds a figure in a few lines)
+-----------------------------------------------------
+An optimizer figure is one call; every numeric parameter becomes a
+continuous slider::
 
-       widgets.Explorer(draw, grid={"lr": [0.01, 0.1, 1.0]}, defaults={"lr": 0.1},
-                        labels={"lr": "η"}, title="...")
+    widgets.optimizer_explorer(
+        lambda lr, beta: {"momentum": optbook.momentum(lr, beta),
+                          "nesterov": optbook.nesterov(lr, beta)},
+        grid={"lr": [0.01, 0.02, 0.04], "beta": [0.5, 0.9, 0.99]},  # slider ends, defaults
+        defaults={"lr": 0.02, "beta": 0.9}, landscape=landscapes.quadratic(25),
+        labels={"lr": "η", "beta": "β"}, title="η = {lr:g}, β = {beta:g}", steps=100)
 
-   Its ``_repr_mimebundle_`` returns
+``make(**params) -> {optimizer name: optbook optimizer}`` is traced once
+(:mod:`optbook.figure_spec`) into a small JSON *spec*: the landscape, each
+optimizer's update rule with its hyperparameters (numbers, or references to
+sliders), and the sliders (range = the grid's smallest to largest value, or
+``ranges={"lr": (1e-3, 1.0, "log")}``; η gets a log scale, β a log scale of
+1 − β).  What one spec can say: every landscape of :mod:`optbook.landscapes`,
+the optimizers sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, lion
+and sophia (``with_hessian=True``: the exact Hessian diagonal), learning
+rates given as numbers or as schedules of :mod:`optbook.schedules`, and
+gradient noise (``noise_std``, ``seed``).  Something a spec cannot say (a
+value computed from a slider such as ``2 * lr``, a custom ``chain``, a mask)
+makes the figure fall back to the older frame-per-grid-point twin (below).
 
-   * ``application/vnd.jupyter.widget-view+json`` -- an ipywidgets VBox of
-     sliders (a ``SelectionSlider`` per numeric parameter, a ``Dropdown`` for
-     others) and an ``Image``; moving a slider redraws through the kernel.
-     JupyterLab picks this one.
-   * ``text/html`` -- the *static twin*: an ``<input type="range">`` (or a
-     ``<select>`` for non-numeric values) per parameter with an ``<output>``
-     showing the value, the default frame as an ``<img>``, the other frames
-     as PNG data URIs in a ``<script type="application/json">`` block, and
-     ~40 lines of inline JavaScript that swap the selected frame into the
-     ``<img>``.  No kernel, no third-party script, no network: it works
-     offline and from ``file://``.  The book's HTML builder drops the widget
-     view (``nb_mime_priority_overrides`` in ``_config.yml``), so this is what
-     the HTML page shows.  Where scripts do not run (an untrusted notebook
-     opened in JupyterLab before its cells are run) it degrades to the default
-     figure.
-   * ``text/plain`` -- a short, deterministic summary (title, grid,
-     defaults): what nbval compares.  No ids, addresses or image data.
+The object returned, an :class:`Explorer`, displays three ways
+(``_repr_mimebundle_``):
 
-   Everything is reproducible: the HTML is the same bytes for the same grid,
-   and the live widget's model id is a hash of (display count, summary), not
-   a uuid4, so re-executing a notebook leaves the file unchanged.  Across
-   machines PNG bytes differ (FreeType, matplotlib, Pillow builds), so the
-   nbval sanitizer replaces ``data:image/png;base64,...`` in text/html.
+* ``text/html`` -- on the website: a ``<div class="optbook-figure">`` with the
+  default figure as an image, one line saying how to get the live figure,
+  and the spec as JSON (:func:`figure_html`).  The runtime
+  ``_static/optbook-figures.js`` (sources in ``js/``, bundled by ``npm run
+  build`` with esbuild, drawn with d3, loaded on every page by
+  ``scripts/book_site.py``) replaces it by sliders, the paths on the
+  landscape's contours, ``f - f*`` against steps, and a readout of where each
+  run ended (or the step at which it diverged), recomputed on every move.  No
+  server and no network.  Without scripts (or in an untrusted notebook) the
+  reader sees the image and the line, never a control that does nothing.
+* ``application/vnd.jupyter.widget-view+json`` -- in Jupyter after running the
+  cell: an ipywidgets box whose sliders have 200 positions on the same scales;
+  the kernel recomputes with optbook and redraws with matplotlib.
+* ``text/plain`` -- a deterministic summary (title, controls, optimizers): what
+  nbval compares.
 
-4. **Optimizer paths** need no draw function of their own:
-   :func:`optimizer_explorer` turns ``make(**params) -> {name: transformation}``
-   into an Explorer drawing the paths on a landscape's contours next to the
-   loss curves (log y, one shared y range for all frames)::
+The page's numbers are optbook's: ``tests/browser/test_figure_parity.py``
+runs every update rule on every landscape, and every schedule, in chromium
+against optbook in float64 (max relative difference 1e-9), and
+``tests/browser/test_figures.py`` walks every control of every figure of the
+built book and checks the readout against optbook.
 
-       # chapter 1: gradient descent vs. the learning rate (ready made)
-       widgets.gd_learning_rate_explorer()
+Ready-made figures: :func:`gd_learning_rate_explorer` (chapter 1),
+:func:`sgd_noise_figure` (2), :func:`momentum_figure` and
+:func:`heavy_ball_phase_figure` (3), :func:`adam_betas_figure` (5.1).  A
+figure the catalogue does not cover (another kind of panel) is a new ``kind``
+in ``js/src/index.js`` plus a function here that writes its spec; see
+:func:`heavy_ball_phase_figure` and ``js/src/phase.js``.
 
-       # chapter 3: momentum and Nesterov at the same learning rate
-       widgets.optimizer_explorer(
-           lambda lr, beta: {"sgd": optbook.sgd(lr), "momentum": optbook.momentum(lr, beta),
-                             "nesterov": optbook.nesterov(lr, beta)},
-           grid={"lr": [0.01, 0.02, 0.04], "beta": [0.5, 0.8, 0.9, 0.95]},
-           landscape=landscapes.quadratic(25), labels={"lr": "η", "beta": "β"})
+The frame-per-grid-point twin (any ``draw`` function)
+-----------------------------------------------------
+``Explorer(draw, grid, defaults, labels=..., title=...)`` around a pure
+``draw(**params) -> matplotlib Figure`` renders one PNG per grid point and a
+slider per parameter that swaps them (a ``<select>`` for non-numeric values);
+keep the grid small (``max_frames``).  Use it only for what the page cannot
+compute.
 
-       # chapter 5: Adam's two betas
-       widgets.optimizer_explorer(
-           lambda b1, b2: {"adam": optbook.adam(0.1, b1, b2)},
-           grid={"b1": [0.0, 0.5, 0.9, 0.99], "b2": [0.9, 0.99, 0.999]},
-           landscape=landscapes.rosenbrock(), labels={"b1": "β₁", "b2": "β₂"})
-
-       # chapter 6: warmup length
-       widgets.optimizer_explorer(
-           lambda warmup: {"adam": optbook.adam(schedules.warmup_cosine(0.3, warmup, 80))},
-           grid={"warmup": [1, 5, 10, 20, 40]}, landscape=landscapes.beale(), steps=80)
-
-   Anything else (a schedule plot, a training curve) is an :class:`Explorer`
-   around its own pure ``draw``.
-
-In a notebook, make the Explorer the last expression of its cell (no
-trailing ``;``: under nbval a ``;`` does not silence output, see nbval issue
-194).  Notebooks are executed with ``store_widget_state=False``
+In a notebook, make the figure the last expression of its cell (no trailing
+``;``: under nbval a ``;`` does not silence output, see nbval issue 194).
+Notebooks are executed with ``store_widget_state=False``
 (``scripts/execute_notebooks.py``): stored widget state would make MyST-NB
 load the ipywidgets JavaScript from a CDN, and the live widget needs a kernel
-anyway.
+anyway.  Everything is reproducible: the HTML is the same bytes for the same
+figure (PNG bytes differ across machines; the nbval sanitizer replaces them),
+and the live widget's model id is a hash, not a uuid4.
 """
 from __future__ import annotations
 
@@ -96,7 +93,9 @@ from . import plotting
 from .base import GradientTransformation, scale_by_learning_rate
 
 __all__ = ["Explorer", "WIDGET_VIEW_MIME", "optimizer_runs", "draw_runs", "optimizer_explorer",
-           "gd_learning_rate_runs", "gd_regime", "gd_learning_rate_explorer"]
+           "gd_learning_rate_runs", "gd_regime", "gd_learning_rate_explorer", "figure_html",
+           "spec_figure", "heavy_ball_phase_figure", "adam_betas_figure", "momentum_figure",
+           "sgd_noise_figure", "schedule_figure", "warmup_curves_figure"]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 _DISPLAY_COUNT = itertools.count()      # live widgets created in this process
@@ -189,6 +188,9 @@ class Explorer:
             inch of figure, so 120 is a little sharper than the screen).
         colors: palette size of the PNG frames (``None``: full colour).
         max_frames: refuse grids with more combinations than this.
+        spec: the in-page figure's spec (:mod:`optbook.figure_spec`): then the
+            HTML is the live figure the page computes, with continuous
+            controls, and the kernel widget has continuous sliders too.
 
     The compute work happens in ``draw``; :meth:`frame` caches the PNG of each
     grid point, so the live widget reuses the frames rendered for the twin.
@@ -199,7 +201,7 @@ class Explorer:
                  labels: Optional[Mapping[str, str]] = None,
                  formats: Optional[Mapping[str, str]] = None,
                  title: str = "", dpi: float = 120, colors: Optional[int] = 64,
-                 max_frames: int = 40):
+                 max_frames: int = 40, spec: Optional[dict] = None):
         if not callable(draw):
             raise ValueError(f"Invalid draw: {draw!r} (expected a function returning a Figure)")
         if not isinstance(grid, Mapping) or not grid:
@@ -255,6 +257,7 @@ class Explorer:
         self.colors = colors
         self._frames: dict[tuple, bytes] = {}
         self._live = None
+        self.spec = spec
 
     # -- grid bookkeeping ------------------------------------------------------------
 
@@ -337,7 +340,12 @@ class Explorer:
 
     def static_html(self) -> str:
         """The kernel-free twin: sliders, value labels, the default frame as an
-        ``<img>``, the other frames as JSON, and the script that swaps them."""
+        ``<img>``, the other frames as JSON, and the script that swaps them.
+
+        With a ``spec``: the in-page figure instead (:func:`figure_html`)."""
+        if self.spec is not None:
+            return figure_html(self.spec, self.frame(), self._display_size(self.frame()),
+                               self._alt(self.defaults))
         esc = html.escape
         default_index = self.index()
         parts = [f'<div class="{CSS_CLASS}">', f"<style>{_CSS}</style>",
@@ -391,6 +399,9 @@ class Explorer:
         """The live ipywidgets version (sliders + image); needs a kernel to respond."""
         import ipywidgets as W
 
+        if self.spec is not None:
+            return self._continuous_widget()
+
         controls = {}
         for name in self.parameters:
             values = self.grid[name]
@@ -427,7 +438,55 @@ class Explorer:
         digest = hashlib.sha256(f"{next(_DISPLAY_COUNT)}\n{self!r}".encode()).hexdigest()
         return digest[:32]
 
+    def _continuous_widget(self):
+        """Kernel widget with a continuous slider per spec parameter; redraws via ``draw``."""
+        import ipywidgets as W
+
+        controls = {}
+        for p in self.spec["params"]:
+            controls[p["name"]] = _kernel_slider(W, p)
+        for name in self.parameters:          # non-numeric choices (a landscape menu)
+            if name not in controls:
+                controls[name] = W.Dropdown(options=list(self.grid[name]),
+                                            value=self.defaults[name],
+                                            description=self.labels[name])
+        png = self.frame()
+        width, _ = self._display_size(png)
+        image = W.Image(value=png, format="png", width=width,
+                        layout=W.Layout(max_width="100%", height="auto"))
+
+        def redraw(change):
+            fig = self.figure(**{n: c.value for n, c in controls.items()})
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=self.dpi, facecolor="white")
+            _release(fig)
+            image.value = buffer.getvalue()
+
+        for control in controls.values():
+            control.observe(redraw, names="value")
+        box = W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")),
+                      image], model_id=self._model_id())
+        self._live = box
+        return box
+
     def __repr__(self) -> str:
+        if self.spec is not None:
+            how = ("drawn in the page from stored runs" if self.spec.get("kind") == "curves"
+                   else "computed in the page")
+            lines = [f"Figure: {self.title}" if self.title else "Figure", f"  {how}; controls:"]
+            for m in self.spec.get("menus", ()):
+                shown = [o["label"] for o in m["options"]]
+                lines.append(f"  {m['label']} ({m['name']}): [{', '.join(shown)}], "
+                             f"default {shown[m['value']]}")
+            if self.spec.get("choices"):
+                lines.append(f"  {self.spec.get('choiceLabel', 'landscape')}: "
+                             f"[{', '.join(c['label'] for c in self.spec['choices'])}]")
+            for p in self.spec["params"]:
+                lines.append(f"  {p['label']} ({p['name']}): {p['min']:.4g} to {p['max']:.4g} "
+                             f"({p['scale']} scale), default {p['value']:.4g}")
+            if self.spec.get("optimizers"):
+                lines.append("  optimizers: " + ", ".join(o["name"] for o in self.spec["optimizers"]))
+            return "\n".join(lines)
         n = math.prod(len(v) for v in self.grid.values())
         lines = [f"Explorer: {self.title}" if self.title else "Explorer",
                  f"  {n} frames; parameters:"]
@@ -455,6 +514,58 @@ class Explorer:
             if WIDGET_VIEW_MIME in view:
                 data[WIDGET_VIEW_MIME] = view[WIDGET_VIEW_MIME]
         return data
+
+
+# --- the in-page figure: spec + a static image for readers without scripts -------------
+
+FIGURE_CLASS = "optbook-figure"
+NO_SCRIPT_NOTE = ("Static image of the default setting. To move the controls, "
+                  "enable JavaScript (on the website) or run this cell (in Jupyter).")
+
+
+def figure_html(spec: Mapping, png: bytes, size: tuple[int, int], alt: str) -> str:
+    """The HTML of an in-page figure.
+
+    ``<div class="optbook-figure">`` holding the default figure as an
+    ``<img>``, one line saying how to get the live figure, and the spec as
+    JSON.  The runtime (``_static/optbook-figures.js``, built from ``js/``)
+    hides the image and the line and builds the controls; where it does not
+    run (scripts off, an untrusted notebook) the reader sees the figure and the
+    line, never a control that does nothing.  Same bytes for the same spec.
+    """
+    esc = html.escape
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    spec_json = json.dumps(spec, ensure_ascii=False, sort_keys=True,
+                           separators=(",", ":")).replace("<", "\\u003c")
+    return "\n".join([
+        f'<div class="{FIGURE_CLASS}" data-optbook-kind="{esc(spec["kind"])}">',
+        f'<img class="optbook-figure-static" width="{size[0]}" height="{size[1]}" '
+        f'style="max-width:100%;height:auto" alt="{esc(alt)}" src="{src}">',
+        f'<p class="optbook-figure-static optbook-figure-note"><em>{esc(NO_SCRIPT_NOTE)}</em></p>',
+        f'<script type="application/json" class="optbook-figure-spec">{spec_json}</script>',
+        "</div>"])
+
+
+def _slider_values(p: Mapping, n: int = 201) -> list[float]:
+    """``n`` values across a slider's range on its scale (for the kernel widget)."""
+    lo, hi = p["min"], p["max"]
+    u = np.linspace(0.0, 1.0, n)
+    if p["scale"] == "log":
+        v = np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u)
+    elif p["scale"] == "log1m":
+        v = 1 - np.exp(np.log(1 - lo) + (np.log(1 - hi) - np.log(1 - lo)) * u)
+    else:
+        v = lo + (hi - lo) * u
+    return sorted({float(f"{x:.4g}") for x in v} | {float(p["value"])})
+
+
+def _kernel_slider(W, p: Mapping):
+    common = dict(description=p["label"], continuous_update=True,
+                  style={"description_width": "initial"}, layout=W.Layout(width="24em"))
+    if p["scale"] == "int":
+        return W.IntSlider(min=p["min"], max=p["max"], value=p["value"], **common)
+    options = [(f"{v:.4g}", v) for v in _slider_values(p)]
+    return W.SelectionSlider(options=options, value=float(p["value"]), **common)
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -531,21 +642,24 @@ def _loss_range(runs_list, minimum: float) -> tuple[float, float]:
 
 
 def draw_runs(runs: Runs, landscape, *, title: str = "", loss_ylim=None,
-              size=(9.0, 3.5)):
+              size=(9.0, 3.5), styles: Optional[Mapping[str, tuple[str, str]]] = None):
     """Paths on the contours (left) and ``f - f*`` against steps, log y (right).
 
     A pure function of its inputs; returns a pyplot-free Figure.  The layout
     is fixed (no constrained layout), so the axes sit at the same pixels in
-    every frame of a widget and only the data move.
+    every frame of a widget and only the data move.  ``styles`` maps a run's
+    key to ``(label, colour)`` for runs that are not named optimizers.
     """
     fig, (ax_path, ax_loss) = plotting.subplots(1, 2, size=size, pyplot=False, layout="none",
                                                 width_ratios=[1, 1.3])
     fig.subplots_adjust(left=0.065, right=0.985, bottom=0.14, top=0.84, wspace=0.18)
     plotting.contour(ax_path, landscape)
     for key, run in runs.items():
-        plotting.plot_path(ax_path, run, key)
-        plotting.loss_curve(ax_loss, run, key, minimum=landscape.min_value,
-                            ylabel=r"$f(\theta_t) - f^*$")
+        label, color = (styles or {}).get(key, (None, None))
+        who = {"label": label, "color": color} if color else {}
+        plotting.plot_path(ax_path, run, None if color else key, **who)
+        plotting.loss_curve(ax_loss, run, None if color else key, minimum=landscape.min_value,
+                            ylabel=r"$f(\theta_t) - f^*$", **who)
     n_steps = max(len(run.values) for run in runs.values()) - 1
     ax_loss.set_xlim(0, max(n_steps, 1))
     if loss_ylim is not None:
@@ -562,7 +676,8 @@ def draw_runs(runs: Runs, landscape, *, title: str = "", loss_ylim=None,
 def optimizer_explorer(make: Callable[..., Any], grid: Mapping[str, Sequence], *, landscape,
                        defaults=None, labels=None, formats=None,
                        title: str | Callable[..., str] = "", x0=None, steps: int = 50,
-                       name: str = "sgd", **trajectory_kwargs) -> Explorer:
+                       name: str = "sgd", ranges: Optional[Mapping[str, Sequence]] = None,
+                       headline: Optional[str] = None, **trajectory_kwargs) -> Explorer:
     """An :class:`Explorer` of optimizer paths: ``make(**params)`` -> paths + losses.
 
     ``title`` is a string, a format string over the parameters
@@ -570,6 +685,16 @@ def optimizer_explorer(make: Callable[..., Any], grid: Mapping[str, Sequence], *
     figure's headline.  The loss axis has one range for every frame, so moving
     a slider changes the curves, not the axis.  Extra keywords go to
     ``landscapes.trajectory`` (``noise_std``, ``seed``, ``with_hessian``).
+
+    In the page the figure is recomputed by the JavaScript runtime: ``make``
+    is traced once (:func:`optbook.figure_spec.trace_optimizers`) and each
+    numeric parameter becomes a continuous slider over ``ranges[name] = (lo,
+    hi)`` or ``(lo, hi, scale)`` (default: from the grid's smallest to its
+    largest value; scale "log", "log1m" for betas, "int" or "linear", see
+    :func:`optbook.figure_spec.param_spec`).  The grid's values remain the
+    points of :meth:`Explorer.points` and :meth:`Explorer.runs`.  If ``make``
+    cannot be traced (a derived value such as ``2 * lr``, a custom chain) the
+    figure falls back to the frame-per-grid-point twin.
     """
 
     @lru_cache(maxsize=None)
@@ -584,7 +709,7 @@ def optimizer_explorer(make: Callable[..., Any], grid: Mapping[str, Sequence], *
         every = [runs_at(tuple(p.items())) for p in explorer.points()]
         return _loss_range(every, landscape.min_value)
 
-    def headline(params):
+    def headline_of(params):
         if callable(title):
             return title(**params)
         return title.format(**params) if title else ""
@@ -593,13 +718,78 @@ def optimizer_explorer(make: Callable[..., Any], grid: Mapping[str, Sequence], *
         runs = runs_at(tuple(params.items()))
         on_grid = all(_in_grid(explorer, n, v) for n, v in params.items())
         ylim = shared_ylim() if on_grid else None
-        return draw_runs(runs, landscape, title=headline(params), loss_ylim=ylim)
+        return draw_runs(runs, landscape, title=headline_of(params), loss_ylim=ylim)
 
     plain_title = title if isinstance(title, str) and "{" not in title else ""
     explorer = Explorer(draw, grid, defaults, labels=labels, formats=formats,
                         title=plain_title or f"optimizer paths on {landscape.title}")
     explorer.runs = lambda **params: runs_at(tuple({**explorer.defaults, **params}.items()))
+    if headline is None and isinstance(title, str):
+        headline = title
+    explorer.spec = _path_spec(explorer, make, landscape, ranges, headline, x0, steps, name,
+                               trajectory_kwargs)
     return explorer
+
+
+def _path_spec(explorer, make, landscape, ranges, headline, x0, steps, name, trajectory_kwargs):
+    """The in-page spec of an optimizer explorer, or ``None`` where a spec cannot say it.
+
+    Checked before it is used: the spec, run back through optbook
+    (:func:`optbook.figure_spec.spec_runs`), must give exactly the default
+    frame's trajectories.
+    """
+    from . import figure_spec as F
+
+    extra = dict(trajectory_kwargs)
+    noise_std, seed = extra.pop("noise_std", 0.0), extra.pop("seed", None)
+    with_hessian = extra.pop("with_hessian", False)
+    escape = extra.pop("escape_factor", 10.0)
+    if extra:
+        return None
+    numeric = [n for n in explorer.parameters if all(_is_numeric(v) for v in explorer.grid[n])]
+    if len(numeric) != len(explorer.parameters):
+        return None
+    defaults = {n: explorer.defaults[n] for n in numeric}
+    other = {n: explorer.grid[n][0] if explorer.grid[n][0] != defaults[n] else explorer.grid[n][-1]
+             for n in numeric}
+    try:
+        optimizers = F.trace_optimizers(make, defaults, other, name)
+        land_spec = F.landscape_spec(landscape)
+        params = []
+        for n in numeric:
+            lo, hi, *scale = (ranges or {}).get(n, (min(explorer.grid[n]), max(explorer.grid[n])))
+            if lo == hi:
+                return None
+            params.append(F.param_spec(n, explorer.labels[n], lo, hi, defaults[n],
+                                       scale[0] if scale else None))
+    except (F.Untraceable, ValueError):
+        return None
+    for opt in optimizers:
+        opt["label"] = plotting.label(opt["name"])
+        opt["color"] = plotting.color(opt["name"])
+        if with_hessian and opt["rule"] == "sophia":
+            opt["hessian"] = "exact"
+        if noise_std:
+            opt["sigma"] = noise_std
+    spec = {"kind": "paths", "landscape": land_spec, "optimizers": optimizers, "params": params,
+            "steps": int(steps), "escape": escape, "headline": headline or ""}
+    if x0 is not None:
+        spec["x0"] = [float(v) for v in np.asarray(x0, dtype=float)]
+    if noise_std:
+        spec["seed"] = seed
+        spec["noise"] = _noise(seed, int(steps))
+    # the spec must mean what make meant: same numbers at the default point
+    expected = explorer.runs()
+    got = F.spec_runs(spec, defaults, land=landscape)
+    for key, run in expected.items():
+        if not (np.array_equal(run.path, got[key].path) and run.diverged_at == got[key].diverged_at):
+            return None
+    return spec
+
+
+def _noise(seed, steps: int) -> list[float]:
+    """The standard normals ``landscapes.trajectory`` draws (2 a step) for ``seed``."""
+    return [float(v) for v in np.random.default_rng(seed).standard_normal((steps, 2)).ravel()]
 
 
 def _in_grid(explorer, name, value) -> bool:
@@ -672,4 +862,300 @@ def gd_learning_rate_explorer(kappa: float = 10.0, ratios: Sequence[float] = GD_
                                   labels={"lr": "learning rate η"}, title=title, steps=steps,
                                   name="gd")
     explorer.title = f"gradient descent on {land.title} (L = {land.L:g}, 2/L = {limit:.4g})"
+    if explorer.spec is not None:
+        explorer.spec["headline"] = f"gradient descent, η = {{lr}}, 2/L = {limit:.4g}"
+        # the regimes of gd_regime, for the page's headline (same 1e-9 tolerance)
+        explorer.spec["regimes"] = {"param": "lr", "bands": [
+            [1.0 / land.L * (1 + 1e-9), gd_regime(1.0 / land.L, land.L)],
+            [limit * (1 - 1e-9), gd_regime(1.5 / land.L, land.L)],
+            [limit * (1 + 1e-9), gd_regime(limit, land.L)]],
+            "last": gd_regime(3.0 / land.L, land.L)}
     return explorer
+
+
+# --- figures built from a spec (continuous sliders, computed in the page) -----------------
+
+def spec_figure(spec: dict, *, title: str, landscape=None, choices=None) -> Explorer:
+    """An :class:`Explorer` around an in-page ``spec`` (:mod:`optbook.figure_spec`).
+
+    The page recomputes it with the JavaScript runtime; the PNG for readers
+    without scripts and the kernel widget are drawn by optbook from the same
+    spec (:func:`optbook.figure_spec.spec_runs`), so all three show the same
+    numbers.  ``choices`` (``[(label, landscape, steps, constants), ...]``)
+    adds a menu of landscapes, matching ``spec["choices"]``.
+    """
+    from . import figure_spec as F
+
+    params = spec["params"]
+    grid = {p["name"]: sorted({p["min"], p["value"], p["max"]}) for p in params}
+    defaults = {p["name"]: p["value"] for p in params}
+    labels = {p["name"]: p["label"] for p in params}
+    if choices:
+        grid = {"landscape": [c[0] for c in choices], **grid}
+        defaults["landscape"] = choices[spec.get("choice", 0)][0]
+        labels["landscape"] = spec.get("choiceLabel", "landscape")
+
+    def draw(**values):
+        land, steps, constants = landscape, spec["steps"], {}
+        if choices:
+            _, land, steps, constants = next(c for c in choices if c[0] == values["landscape"])
+        numeric = {k: v for k, v in values.items() if k != "landscape"}
+        runs = F.spec_runs(spec, {**numeric, **constants}, land=land, steps=steps)
+        shown = ", ".join(f"{labels[k]} = {v:.3g}" for k, v in numeric.items())
+        styles = {o["name"]: (o["label"], o["color"]) for o in spec["optimizers"]}
+        return draw_runs(runs, land, title=shown, styles=styles)
+
+    # The page draws these figures itself; the PNG is only the fallback for
+    # readers without scripts and the printed frame, so it is kept small
+    # (100 dpi, 32 colours: a third smaller than the default, same CSS size).
+    explorer = Explorer(draw, grid, defaults, labels=labels, title=title, spec=spec,
+                        dpi=100, colors=32)
+    return explorer
+
+
+def _optimizer_entry(name, rule, args, label=None, color=None, **extra):
+    return {"name": name, "rule": rule, "args": args,
+            "label": label or plotting.label(name), "color": color or plotting.color(name),
+            **extra}
+
+
+def heavy_ball_phase_figure(kappa: float = 10.0, steps: int = 80, eta_L: float = 1.0,
+                            beta: float = 0.5) -> Explorer:
+    r"""Chapter 3: the :math:`(\eta\lambda, \beta)` phase diagram of heavy-ball momentum.
+
+    Along an eigenvector with eigenvalue :math:`\lambda` of a quadratic, heavy
+    ball is :math:`x_{t+1} = (1 + \beta - \eta\lambda) x_t - \beta x_{t-1}`; its
+    characteristic roots are complex (under-damped) for
+    :math:`(1-\sqrt\beta)^2 < \eta\lambda < (1+\sqrt\beta)^2`, real
+    (over-damped) otherwise, and the iteration is stable iff
+    :math:`\eta\lambda < 2(1+\beta)`; Nesterov's (optbook's form) iff
+    :math:`\eta\lambda < 2(1+\beta)/(1+2\beta)`.  In the page, clicking or
+    dragging in the diagram sets :math:`\eta L` and :math:`\beta`; beside it,
+    momentum and Nesterov run on ``quadratic(kappa)`` with
+    :math:`\eta = (\eta L)/L` (the hollow marker is the flat direction,
+    :math:`\eta\mu = \eta L/\kappa`).
+    """
+    from . import figure_spec as F
+    from .landscapes import quadratic
+
+    land = quadratic(kappa)
+    lr = {"param": "eta_L", "times": 1.0 / land.L}
+    spec = {
+        "kind": "phase", "landscape": F.landscape_spec(land), "steps": int(steps), "escape": 10.0,
+        "kappa": float(kappa),
+        "params": [F.param_spec("eta_L", "η L", 0.01, 4.5, eta_L, "linear",
+                                title="learning rate times the largest curvature L"),
+                   F.param_spec("beta", "β", 0.01, 0.99, beta, "linear", title="momentum β")],
+        "optimizers": [_optimizer_entry("momentum", "momentum", {"lr": lr, "beta": {"param": "beta"}}),
+                       _optimizer_entry("nesterov", "nesterov", {"lr": lr, "beta": {"param": "beta"}})],
+        "headline": f"heavy ball and Nesterov on {land.title}: η = (η L)/L, L = {land.L:g}",
+    }
+    return spec_figure(spec, title=f"phase diagram of heavy-ball momentum; paths on {land.title}",
+                       landscape=land)
+
+
+def adam_betas_figure(lr: float = 0.05, steps: int = 200, kappa: float = 50.0,
+                      angle: float = 0.6) -> Explorer:
+    r"""Chapter 5.1: Adam's :math:`\beta_1` and :math:`\beta_2` on a rotated
+    ill-conditioned quadratic, where both visibly matter.
+
+    Sliders: :math:`\eta` (log scale), :math:`\beta_1 \in [0, 0.995]` and
+    :math:`\beta_2 \in [0.5, 0.9999]` (on a log scale of :math:`1-\beta`).
+    Adam with and without bias correction at the same settings: with
+    :math:`\beta_2` near 1 the uncorrected :math:`v_t` starts near 0, so the
+    first steps are far larger than :math:`\eta`.
+    """
+    from . import figure_spec as F
+    from .landscapes import quadratic
+
+    land = quadratic(kappa, angle)
+    args = {"lr": {"param": "lr"}, "b1": {"param": "b1"}, "b2": {"param": "b2"}}
+    spec = {
+        "kind": "paths", "landscape": F.landscape_spec(land), "steps": int(steps), "escape": 10.0,
+        "params": [F.param_spec("lr", "η", 0.005, 0.5, lr, "log"),
+                   F.param_spec("b1", "β₁", 0.0, 0.995, 0.9, "linear"),
+                   F.param_spec("b2", "β₂", 0.5, 0.9999, 0.999, "log1m")],
+        "optimizers": [_optimizer_entry("adam", "adam", args),
+                       _optimizer_entry("adam_nobc", "adam", {**args, "bias_correction": False},
+                                        label="Adam, no bias correction", color="#777777")],
+        "headline": "Adam: η = {lr}, β₁ = {b1}, β₂ = {b2}",
+    }
+    return spec_figure(spec, title=f"Adam's β₁ and β₂ on {land.title}", landscape=land)
+
+
+def momentum_figure(lr_scale: float = 1.0, beta: float = 0.8) -> Explorer:
+    r"""Chapter 3's widget with continuous sliders: momentum and Nesterov on three
+    landscapes (menu), :math:`\eta` as a multiple of each landscape's base rate
+    (log scale, 0.25 to 4) and :math:`\beta \in [0.01, 0.99]` (Nesterov needs :math:`\beta > 0`).
+
+    The landscapes, base rates and step counts are those of
+    :data:`optbook.experiments.momentum.EXPLORER_LANDSCAPES`, so the numbers
+    match :func:`optbook.experiments.momentum.explorer_runs`.
+    """
+    from . import figure_spec as F
+    from .experiments.momentum import EXPLORER_LANDSCAPES
+
+    choices = []
+    for label, (make, base_lr, steps) in EXPLORER_LANDSCAPES.items():
+        choices.append((label, make(), steps, {"base_lr": base_lr}))
+    lr = {"param": "lr_scale", "times": "base_lr"}
+    spec = {
+        "kind": "paths", "steps": choices[0][2], "escape": 10.0,
+        "landscape": F.landscape_spec(choices[0][1]),
+        "choices": [{"label": c[0], "landscape": F.landscape_spec(c[1]), "steps": c[2],
+                     "constants": c[3]} for c in choices],
+        "choiceLabel": "landscape",
+        "params": [F.param_spec("lr_scale", "η / base η", 0.25, 4.0, lr_scale, "log"),
+                   F.param_spec("beta", "β", 0.01, 0.99, beta, "linear")],
+        "optimizers": [_optimizer_entry("momentum", "momentum", {"lr": lr, "beta": {"param": "beta"}}),
+                       _optimizer_entry("nesterov", "nesterov", {"lr": lr, "beta": {"param": "beta"}})],
+        "headline": "η = {lr_scale} × {base_lr}, β = {beta}",
+    }
+    return spec_figure(spec, title="momentum and Nesterov: learning rate and momentum coefficient",
+                       choices=choices)
+
+
+def sgd_noise_figure(lr: float = 0.2, noise_std: float = 0.01, steps: int = 150,
+                     seed: int = 0) -> Explorer:
+    r"""Chapter 2's widget with continuous sliders: SGD from (1.5, 0) on the saddle
+    :math:`f = x^2/2 + y^4/4 - y^2/2` with gradient noise :math:`\sigma\,\xi_t`.
+
+    The page draws the same standard normals :math:`\xi_t` that
+    ``landscapes.trajectory(..., noise_std=σ, seed=seed)`` draws (they are in
+    the spec), so every slider position is the run optbook would compute.
+    """
+    from . import figure_spec as F
+    from .landscapes import saddle
+
+    land = saddle()
+    spec = {
+        "kind": "paths", "landscape": F.landscape_spec(land), "steps": int(steps), "escape": 10.0,
+        "x0": [1.5, 0.0], "seed": seed, "noise": _noise(seed, int(steps)),
+        "params": [F.param_spec("lr", "η", 0.01, 1.5, lr, "log"),
+                   F.param_spec("noise_std", "noise σ", 0.0, 0.3, noise_std, "linear")],
+        "optimizers": [_optimizer_entry("sgd", "sgd", {"lr": {"param": "lr"}}, label="SGD",
+                                        sigma={"param": "noise_std"})],
+        "headline": "SGD, η = {lr}, gradient noise σ = {noise_std}",
+    }
+    return spec_figure(spec, title="SGD with gradient noise on the saddle f = x²/2 + y⁴/4 − y²/2",
+                       landscape=land)
+
+
+def _cycle_color(k: int) -> str:
+    """Colour ``Ck`` of the book's style (what the still image draws with)."""
+    import matplotlib as mpl
+
+    with plotting.style_context():
+        return mpl.rcParams["axes.prop_cycle"].by_key()["color"][k]
+
+
+def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 0.0,
+                    cooldown_frac: float = 0.1, steps: int = 200) -> Explorer:
+    r"""Chapter 6.1: a learning-rate schedule and the exact expected loss of SGD it
+    produces on the noisy quadratic model.
+
+    Controls: the shape (constant, cosine, linear, wsd; a menu), the peak rate
+    :math:`\eta \in [0.05, 1.99]`, the warmup fraction in :math:`[0, 0.5]` and
+    WSD's cooldown fraction in :math:`(0, 1]` (its slider starts at one step).
+    The page recomputes :math:`\eta_t` with
+    :func:`optbook.experiments.schedules.nqm_schedule`'s formulas and the loss
+    with :func:`~optbook.experiments.schedules.nqm_loss`'s recursion
+    :math:`m_i \leftarrow (1-\eta_t h_i)^2 m_i + \eta_t^2 h_i \sigma^2` over the
+    same 20 curvatures (from 1 to 0.01), next to the constant rate with the same
+    peak and warmup in grey, and reads out both losses at step ``steps // 4``
+    (where warmup shows) and at the end.  The kernel
+    widget and the still image are :func:`~optbook.experiments.schedules.draw_nqm`.
+    """
+    from . import figure_spec as F
+    from .experiments import schedules as S
+
+    shapes = list(S.NQM_SHAPES)
+    if shape not in shapes:
+        raise ValueError(f"Invalid shape: {shape!r} (one of {', '.join(shapes)})")
+    steps = int(steps)
+    curvatures = np.geomspace(1.0, 0.01, 20)
+    # the curvatures nqm_loss uses by default: the page must use the same ones
+    etas = S.nqm_schedule(shape, peak, steps, warmup_frac, cooldown_frac)
+    if not np.array_equal(S.nqm_loss(etas), S.nqm_loss(etas, curvatures=curvatures)):
+        raise ValueError("nqm_loss's default curvatures changed; update schedule_figure")
+    params = [F.param_spec("peak", "peak η", 0.05, 1.99, peak, "linear",
+                           title="peak learning rate η"),
+              F.param_spec("warmup_frac", "warmup / T", 0.0, 0.5, warmup_frac, "linear",
+                           title="warmup length as a fraction of the run"),
+              F.param_spec("cooldown_frac", "cooldown / T (WSD)", 1.0 / steps, 1.0, cooldown_frac,
+                           "linear", title="WSD's cooldown length as a fraction of the run")]
+    spec = {
+        "kind": "schedule", "steps": steps, "curvatures": [float(h) for h in curvatures],
+        "noise": 1.0, "start": 1.0, "checkpoint": steps // 4,
+        "choices": [{"label": s, "value": s} for s in shapes], "choice": shapes.index(shape),
+        "choiceLabel": "schedule", "params": params, "refLabel": "constant η (same peak, warmup)",
+        "color": _cycle_color(0),
+        "etaMax": 2.05, "lossRange": [1e-3, 10.0],
+    }
+
+    def draw(shape, peak, warmup_frac, cooldown_frac):
+        return S.draw_nqm(shape, peak, warmup_frac, cooldown_frac, steps)
+
+    grid = {"shape": shapes, **{p["name"]: sorted({p["min"], p["value"], p["max"]}) for p in params}}
+    defaults = {"shape": shape, **{p["name"]: p["value"] for p in params}}
+    labels = {"shape": "schedule", **{p["name"]: p["label"] for p in params}}
+    return Explorer(draw, grid, defaults, labels=labels,
+                    title="Schedules on the noisy quadratic", spec=spec, max_frames=1000)
+
+
+def warmup_curves_figure(grids: Mapping, norm: str = "post", lr: float = 3e-2, warmup: int = 100,
+                         vocab: int = 16) -> Explorer:
+    r"""Chapter 6.2: the warmup grid's stored training curves, drawn in the page.
+
+    ``grids`` maps "post"/"pre" to an :class:`optbook.experiments.warmup.WarmupGrid`
+    (the first warmup must be 0: it is the grey reference).  Training cannot
+    run in a page, so the spec holds the data: every seed's validation-loss
+    curve and final loss for every (norm, peak rate, warmup).  Menus pick one
+    run; the page draws its schedule, the seeds' curves, the same rate without
+    warmup in grey, and reads out the final losses (a pointer over the loss
+    panel reads every curve at the nearest evaluation).  The still image and
+    the kernel widget are :func:`optbook.experiments.warmup.draw_warmup_runs`.
+    """
+    from .experiments import warmup as Wm
+
+    norms = [n for n in ("post", "pre") if n in grids]
+    if not norms or set(grids) != set(norms):
+        raise ValueError(f"Invalid grids: keys {sorted(grids)} (expected 'post' and/or 'pre')")
+    first = grids[norms[0]]
+    for n in norms:
+        g = grids[n]
+        if (g.warmups, g.lrs, g.seeds) != (first.warmups, first.lrs, first.seeds) or \
+                not np.array_equal(g.eval_steps, first.eval_steps):
+            raise ValueError("Invalid grids: the norms' grids differ in warmups, rates, seeds or evals")
+    if first.warmups[0] != 0:
+        raise ValueError(f"Invalid grids: first warmup {first.warmups[0]} (must be 0, the reference)")
+    if norm not in norms or lr not in first.lrs or warmup not in first.warmups:
+        raise ValueError(f"Invalid default: norm={norm!r}, lr={lr!r}, warmup={warmup!r}")
+    r = lambda a: [float(f"{v:.6g}") for v in np.asarray(a, dtype=float).ravel()]
+    nest = lambda a, shape: np.asarray(r(a)).reshape(shape).tolist()
+    steps = int(first.eval_steps[-1])
+    labels = {"post": "Post-LN", "pre": "Pre-LN"}
+    spec = {
+        "kind": "curves", "steps": steps, "evalSteps": [int(s) for s in first.eval_steps],
+        "params": [],
+        "menus": [
+            {"name": "norm", "label": "layer norm", "value": norms.index(norm),
+             "options": [{"label": labels[n], "value": n} for n in norms]},
+            {"name": "lr", "label": "peak η", "value": list(first.lrs).index(lr),
+             "options": [{"label": f"{v:g}", "value": float(v)} for v in first.lrs]},
+            {"name": "warmup", "label": "warmup steps", "value": list(first.warmups).index(warmup),
+             "options": [{"label": str(w), "value": int(w)} for w in first.warmups]}],
+        "curves": {n: nest(grids[n].curves, grids[n].curves.shape) for n in norms},
+        "finals": {n: nest(grids[n].val_loss, grids[n].val_loss.shape) for n in norms},
+        "chance": math.log(vocab), "yMax": 3.0, "etaMax": 1.05 * max(first.lrs),
+        "color": _cycle_color(0),
+    }
+
+    def draw(norm, lr, warmup):
+        return Wm.draw_warmup_runs(grids, norm, lr, warmup, vocab=vocab)
+
+    return Explorer(draw, {"norm": norms, "lr": list(first.lrs), "warmup": list(first.warmups)},
+                    {"norm": norm, "lr": lr, "warmup": warmup},
+                    labels={"norm": "layer norm", "lr": "peak η", "warmup": "warmup steps"},
+                    title="A small Transformer with and without warmup", spec=spec,
+                    max_frames=1000)

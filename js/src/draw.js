@@ -1,0 +1,178 @@
+// Drawing with d3: contours of a landscape with optimizer paths on them, and
+// f - f* against steps on a log axis.  Built once per figure; a slider move
+// only rewrites the `d` of a few <path>s (that is what keeps it in a frame).
+
+import { contours, extent, geoPath, geoTransform, line, max, min, range, scaleLinear, scaleLog,
+         axisBottom, axisLeft, select, pointer } from "d3";
+import { fmt } from "./controls.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const GRID = 96;                      // contour grid (GRID x GRID values)
+
+export function svgPanel(parent, width, height, margin) {
+  const svg = select(parent).append("svg")
+    .attr("viewBox", `0 0 ${width} ${height}`).attr("class", "optbook-fig-svg")
+    .attr("role", "img");
+  const inner = { x0: margin.left, x1: width - margin.right, y0: height - margin.bottom, y1: margin.top };
+  return { svg, inner, width, height };
+}
+
+/** Contour levels as optbook's Landscape.contour_levels: log-spaced (6 decades) or linear. */
+function levels(land, values, count = 20) {
+  const span = max(values) - land.min;
+  if (land.log) return range(count).map((k) => land.min + span * 1e-6 * (1e6 ** (k / (count - 1))));
+  return range(1, count + 1).map((k) => land.min + (span * k) / count);
+}
+
+/** SVG path data through n points (pixel coordinates rounded to 0.1 px). */
+function polyline(n, px, py) {
+  const parts = new Array(n);
+  for (let t = 0; t < n; t++) parts[t] = `${Math.round(px(t) * 10) / 10},${Math.round(py(t) * 10) / 10}`;
+  return n ? `M${parts.join("L")}` : "";
+}
+
+/** The path panel: contours, minima, and one <path> per optimizer (updated by `update`). */
+export function pathPanel(parent, names, colors) {
+  const W = 360, H = 330;
+  const { svg, inner } = svgPanel(parent, W, H, { left: 40, right: 10, top: 24, bottom: 34 });
+  const back = svg.append("g"), axes = svg.append("g"), front = svg.append("g");
+  const title = svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16)
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-title");
+  const lines = names.map((n, k) => front.append("path").attr("fill", "none")
+    .attr("stroke", colors[k]).attr("stroke-width", 1.6).attr("stroke-linejoin", "round"));
+  // one start dot, and per optimizer an end dot or (diverged) an X, reused on every move
+  const start = front.append("circle").attr("r", 3.5).attr("fill", "#333");
+  const ends = names.map((n, k) => ({
+    dot: front.append("circle").attr("r", 3).attr("fill", "white").attr("stroke", colors[k]),
+    cross: front.append("path").attr("stroke", colors[k]).attr("stroke-width", 2.2),
+  }));
+  let x, y, shown = null;
+
+  function setLandscape(land) {
+    if (shown === land) return;
+    shown = land;
+    x = scaleLinear(land.xlim, [inner.x0, inner.x1]);
+    y = scaleLinear(land.ylim, [inner.y0, inner.y1]);
+    const values = new Float64Array(GRID * GRID);
+    for (let j = 0; j < GRID; j++) {
+      for (let i = 0; i < GRID; i++) {
+        values[j * GRID + i] = land.value(x.invert(inner.x0 + ((inner.x1 - inner.x0) * i) / (GRID - 1)),
+                                          y.invert(inner.y0 + ((inner.y1 - inner.y0) * j) / (GRID - 1)));
+      }
+    }
+    const lv = levels(land, values);
+    const toPixels = geoTransform({ point(i, j) {
+      this.stream.point(inner.x0 + ((inner.x1 - inner.x0) * i) / (GRID - 1),
+                        inner.y0 + ((inner.y1 - inner.y0) * j) / (GRID - 1));
+    } });
+    back.selectAll("*").remove();
+    back.selectAll("path").data(contours().size([GRID, GRID]).thresholds(lv)(values)).join("path")
+      .attr("d", geoPath(toPixels)).attr("fill", "none").attr("stroke", "#9a9a9a")
+      .attr("stroke-width", 0.7).attr("stroke-opacity", 0.8);
+    back.selectAll("text.min").data(land.minima || []).join("text").attr("class", "min")
+      .attr("x", (m) => x(m[0])).attr("y", (m) => y(m[1])).attr("text-anchor", "middle")
+      .attr("dominant-baseline", "central").attr("font-size", 13).attr("fill", "#333").text("★");
+    axes.selectAll("*").remove();
+    axes.append("g").attr("transform", `translate(0,${inner.y0})`).call(axisBottom(x).ticks(5));
+    axes.append("g").attr("transform", `translate(${inner.x0},0)`).call(axisLeft(y).ticks(5));
+    axes.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", inner.y0 + 30)
+      .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("θ₁");
+    axes.append("text").attr("transform", `translate(${inner.x0 - 30},${(inner.y0 + inner.y1) / 2}) rotate(-90)`)
+      .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("θ₂");
+    title.text(land.title || "");
+    svg.attr("aria-label", `optimizer paths on ${land.title || land.name}`);
+  }
+
+  // Clip to a box a little larger than the window so that a diverging path
+  // leaves the picture instead of drawing a kilometre-long SVG line.
+  const clamp = (v) => Math.max(-1e4, Math.min(1e4, v));
+
+  function update(land, runs) {
+    setLandscape(land);
+    runs.forEach(({ run }, k) => {
+      const n = run.divergedAt === null ? run.values.length : run.divergedAt;
+      lines[k].attr("d", polyline(n, (t) => clamp(x(run.path[2 * t])), (t) => clamp(y(run.path[2 * t + 1]))));
+      const ex = x(run.path[2 * (n - 1)]), ey = y(run.path[2 * (n - 1) + 1]);
+      const diverged = run.divergedAt !== null;   // an X where the last accepted point was
+      ends[k].dot.attr("cx", ex).attr("cy", ey).attr("display", diverged ? "none" : null);
+      ends[k].cross.attr("display", diverged ? null : "none")
+        .attr("d", diverged ? `M${ex - 5},${ey - 5}L${ex + 5},${ey + 5}M${ex - 5},${ey + 5}L${ex + 5},${ey - 5}` : null);
+    });
+    if (runs.length) start.attr("cx", x(runs[0].run.path[0])).attr("cy", y(runs[0].run.path[1]));
+  }
+  return { update, svg };
+}
+
+/** The loss panel: f(theta_t) - f* against t, log y; a readout follows the pointer. */
+export function lossPanel(parent, names, colors) {
+  const W = 430, H = 330;
+  const { svg, inner } = svgPanel(parent, W, H, { left: 52, right: 12, top: 24, bottom: 34 });
+  svg.attr("aria-label", "loss against steps");
+  const axes = svg.append("g"), plot = svg.append("g");
+  const lines = names.map((n, k) => plot.append("path").attr("fill", "none")
+    .attr("stroke", colors[k]).attr("stroke-width", 1.6));
+  svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16).attr("text-anchor", "middle")
+    .attr("class", "optbook-fig-title").text("f(θₜ) − f*");
+  const cursor = svg.append("line").attr("stroke", "#888").attr("stroke-dasharray", "3,3")
+    .attr("y1", inner.y1).attr("y2", inner.y0).style("display", "none");
+  const tip = svg.append("text").attr("class", "optbook-fig-tip").attr("y", inner.y1 + 12);
+  let x, y, last = null, domain = null;
+
+  function update(runs, minimum) {
+    last = { runs, minimum };
+    const steps = runs[0].run.values.length - 1;
+    let top = -Infinity, bottom = Infinity;
+    for (const { run } of runs) {
+      const n = run.divergedAt === null ? run.values.length : run.divergedAt;
+      for (let t = 0; t < n; t++) {
+        const gap = run.values[t] - minimum;
+        if (gap > 0 && gap < Infinity) { if (gap > top) top = gap; if (gap < bottom) bottom = gap; }
+      }
+    }
+    // whole decades, so the axis only moves when a curve crosses a decade
+    let hi = top > 0 ? 10 ** Math.ceil(Math.log10(top)) : 1;
+    let lo = top > 0 ? 10 ** Math.floor(Math.log10(bottom)) : 1e-3;
+    lo = Math.max(lo, hi * 1e-14);
+    if (lo === hi) lo = hi / 10;
+    const key = `${steps},${lo},${hi}`;
+    x = scaleLinear([0, Math.max(steps, 1)], [inner.x0, inner.x1]);
+    y = scaleLog([lo, hi], [inner.y0, inner.y1]).clamp(true);
+    if (key !== domain) {
+      domain = key;
+      axes.selectAll("*").remove();
+      axes.append("g").attr("transform", `translate(0,${inner.y0})`).call(axisBottom(x).ticks(5));
+      // ticks at whole decades only, at most 7 of them
+      const d0 = Math.round(Math.log10(lo)), d1 = Math.round(Math.log10(hi));
+      const every = Math.ceil((d1 - d0 + 1) / 7);
+      const decades = range(d0, d1 + 1).filter((d) => (d1 - d) % every === 0).map((d) => 10 ** d);
+      axes.append("g").attr("transform", `translate(${inner.x0},0)`)
+        .call(axisLeft(y).tickValues(decades).tickFormat((v) => `1e${Math.round(Math.log10(v))}`));
+      axes.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", inner.y0 + 30)
+        .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+    }
+    runs.forEach(({ run }, k) => {
+      const n = run.divergedAt === null ? run.values.length : run.divergedAt;
+      const parts = [];
+      let pen = "M";
+      for (let t = 0; t < n; t++) {
+        const gap = run.values[t] - minimum;
+        if (!(gap > 0)) { pen = "M"; continue; }
+        parts.push(`${pen}${Math.round(x(t) * 10) / 10},${Math.round(y(gap) * 10) / 10}`);
+        pen = "L";
+      }
+      lines[k].attr("d", parts.join(""));
+    });
+  }
+
+  svg.on("pointermove", (event) => {
+    if (!last) return;
+    const [px] = pointer(event);
+    const steps = last.runs[0].run.values.length - 1;
+    const t = Math.max(0, Math.min(steps, Math.round(x.invert(px))));
+    cursor.attr("x1", x(t)).attr("x2", x(t)).style("display", null);
+    const parts = last.runs.map(({ label, run }) =>
+      `${label}: ${run.divergedAt !== null && t >= run.divergedAt ? "diverged" : fmt(run.values[t] - last.minimum)}`);
+    tip.attr("x", inner.x0 + 4).text(`t = ${t}  ${parts.join("  ")}`);
+  }).on("pointerleave", () => { cursor.style("display", "none"); tip.text(""); });
+  return { update, svg };
+}

@@ -1,0 +1,56 @@
+// The book's figure runtime.  Python (optbook.widgets) writes, for every
+// interactive figure, a <div class="optbook-figure"> holding a static image,
+// a one-line note, and the figure's spec as JSON.  This bundle, loaded on every
+// page, replaces each such div by the live figure: controls, and a redraw
+// computed in the page on every move.  No server, no network.
+
+import { pathFigure } from "./figure.js";
+import { phaseFigure } from "./phase.js";
+import { scheduleFigure, nqmSchedule, nqmLoss } from "./nqm.js";
+import { curvesFigure } from "./curves.js";
+import { RULES, makeRule } from "./rules.js";
+import { SCHEDULES, makeRate } from "./schedules.js";
+import { LANDSCAPES, makeLandscape } from "./landscapes.js";
+import { trajectory, runAll } from "./run.js";
+import { CSS } from "./style.js";
+
+const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, curves: curvesFigure };
+
+function addStyle() {
+  if (document.getElementById("optbook-figure-style")) return;
+  const style = document.createElement("style");
+  style.id = "optbook-figure-style";
+  style.textContent = CSS;
+  document.head.append(style);
+}
+
+export function mount(root) {
+  const data = root.querySelector("script.optbook-figure-spec");
+  if (!data || root.hasAttribute("data-optbook-ready")) return null;
+  const spec = JSON.parse(data.textContent);
+  const make = KINDS[spec.kind];
+  if (!make) throw new Error(`optbook figures: unknown kind ${JSON.stringify(spec.kind)}`);
+  addStyle();
+  root.setAttribute("data-optbook-ready", "");
+  // the static image and its note are for readers without scripts
+  root.querySelectorAll(".optbook-figure-static").forEach((e) => { e.hidden = true; });
+  const live = document.createElement("div");
+  live.className = "optbook-figure-live";
+  root.append(live);
+  const figure = make(live, spec);
+  root.optbookFigure = figure;
+  return figure;
+}
+
+export function mountAll(doc = document) {
+  doc.querySelectorAll(".optbook-figure:not([data-optbook-ready])").forEach((root) => {
+    try { mount(root); } catch (error) { console.error(error); }
+  });
+}
+
+if (typeof window !== "undefined") {
+  window.optbookFigures = { RULES, SCHEDULES, LANDSCAPES, makeRule, makeRate, makeLandscape,
+                            trajectory, runAll, mount, mountAll, nqmSchedule, nqmLoss };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => mountAll());
+  else mountAll();
+}

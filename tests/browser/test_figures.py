@@ -1,0 +1,277 @@
+"""The book's in-page figures respond to every control, offline, in a real browser.
+
+Runs against the BUILT book (``make test`` builds it first; the site root is
+``$OPTBOOK_HTML_DIR``, default ``_build/html``).  Every page holding an
+``optbook-figure`` (written by ``optbook.widgets``, drawn by the runtime
+``_static/optbook-figures.js``) is opened from ``file://`` in chromium with
+every request to another host blocked and recorded.  For every figure:
+
+* the runtime took over: the still image and its note are hidden, the
+  controls exist, no console error;
+* every slider is walked end to end with the keyboard (Home, arrows, End,
+  and a sweep of positions), every menu through its options; at each stop the
+  shown value and ``aria-valuetext`` carry the symbol and the value, and the
+  readout is recomputed: its numbers are compared with optbook's own run at
+  the figure's current values (``optbook.figure_spec.spec_runs``, Python), so
+  a readout that did not follow the control, or followed it wrongly, fails;
+* the phase diagram responds to a click: η L and β jump to the clicked point.
+
+Also: no chapter page is over 400 KB of HTML, and no page requests anything
+from another host.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from optbook import figure_spec as F
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
+            or ROOT / "_build" / "html")
+CHROMIUM = os.environ.get("OPTBOOK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+REQUIRE_SITE = os.environ.get("OPTBOOK_REQUIRE_SITE") == "1"
+MAX_PAGE_BYTES = 400 * 1024
+SWEEP = 12                        # slider positions visited besides Home/End/arrows
+
+if not SITE.is_dir():
+    if REQUIRE_SITE:
+        pytest.fail(f"no built book at {SITE}", pytrace=False)
+    pytest.skip(f"no built book at {SITE}: run `make book`", allow_module_level=True)
+
+FIGURE = re.compile(r'class="optbook-figure"')
+PAGES = sorted(p for p in SITE.rglob("*.html")
+               if FIGURE.search(p.read_text(encoding="utf-8", errors="replace")))
+if REQUIRE_SITE and not PAGES:
+    pytest.fail(f"no page under {SITE} contains an in-page figure", pytrace=False)
+
+
+def _is_local(url: str) -> bool:
+    return urlparse(url).scheme in ("file", "data", "blob", "about")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, path: Path, width: int = 1280):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(120_000)             # a loaded 2-core machine is slow
+    remote, errors = [], []
+    page.on("request", lambda r: None if _is_local(r.url) else remote.append(r.url))
+    page.route(re.compile(r"^(https?|wss?)://"), lambda r: r.abort())   # offline
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri(), wait_until="domcontentloaded")
+    return page, remote, errors
+
+
+def test_no_chapter_page_is_over_400_kb():
+    sizes = {str(p.relative_to(SITE)): p.stat().st_size for p in SITE.rglob("*.html")
+             if "_static" not in p.parts}
+    assert sizes, "no pages"
+    big = {k: v for k, v in sizes.items() if v > MAX_PAGE_BYTES}
+    assert not big, f"pages over {MAX_PAGE_BYTES} bytes: {big}"
+
+
+def _readout_numbers(text: str):
+    """[(label, "diverged", step) | (label, "gap", value)] from the readout lines."""
+    out = []
+    for line in text.strip().splitlines():
+        m = re.match(r"(.+?): diverged at step (\d+)$", line.strip())
+        if m:
+            out.append((m.group(1), "diverged", int(m.group(2))))
+            continue
+        m = re.match(r"(.+?): f − f\* after (\d+) steps = (\S+)$", line.strip())
+        assert m, f"unreadable readout line {line!r}"
+        out.append((m.group(1), "gap", float(m.group(3))))
+    return out
+
+
+def _check_schedule_figure(root, spec):
+    """Chapter 6.1's figure: both final losses equal optbook.experiments.schedules' (3 digits)."""
+    from optbook.experiments import schedules as S
+
+    state = root.evaluate("r => ({values: r.optbookFigure.values, choice: r.optbookFigure.choice})")
+    v = state["values"]
+    shape = spec["choices"][state["choice"]]["value"]
+    assert root.locator("select").evaluate("s => s.selectedIndex") == state["choice"]
+    steps = spec["steps"]
+    mid = spec["checkpoint"]
+    expected = [S.nqm_loss(S.nqm_schedule(s, v["peak"], steps, v["warmup_frac"], v["cooldown_frac"]))
+                for s in (shape, "constant")]
+    lines = root.locator(".optbook-fig-readout").inner_text().strip().splitlines()
+    assert len(lines) == 2, lines
+    for line, loss in zip(lines, expected):
+        m = re.match(rf"(.+?): expected loss at step {mid} = (\S+), after {steps} steps = (\S+)$",
+                     line.strip())
+        assert m, f"unreadable readout line {line!r}"
+        for shown, want in ((m.group(2), loss[mid]), (m.group(3), loss[-1])):
+            assert math.isclose(float(shown), float(f"{want:.3g}"), rel_tol=1e-12), (line, v, want)
+
+
+def _check_curves_figure(root, spec):
+    """Stored training curves (chapter 6.2): the readout is the stored final losses of the run
+    the menus pick, and of the same rate without warmup."""
+    index = root.evaluate("r => r.optbookFigure.index")
+    menus = root.locator("select")
+    for k, m in enumerate(spec["menus"]):
+        assert menus.nth(k).evaluate("s => s.selectedIndex") == index[m["name"]]
+    opt = {m["name"]: m["options"][index[m["name"]]] for m in spec["menus"]}
+    norm, lr, warmup = opt["norm"]["value"], opt["lr"]["value"], opt["warmup"]["value"]
+    j = index["lr"]
+    finals = spec["finals"][norm][index["warmup"]][j]
+    text = lambda xs: (f"{min(xs):.3f}–{max(xs):.3f} (seeds {', '.join(f'{v:.3f}' for v in xs)})")
+    want = [f"{opt['norm']['label']}, η = {float(f'{lr:.3g}'):g}, warmup {warmup}: "
+            f"final validation loss {text(finals)}"]
+    if warmup:
+        want.append(f"no warmup, η = {float(f'{lr:.3g}'):g}: final validation loss "
+                    f"{text(spec['finals'][norm][0][j])}")
+    lines = [line.strip() for line in root.locator(".optbook-fig-readout").inner_text().strip().splitlines()]
+    assert lines == want
+    drawn = root.locator(".optbook-fig-svg").nth(1).locator("path[stroke]").count()
+    assert drawn >= len(finals) * (2 if warmup else 1)
+
+
+def _check_against_optbook(root, spec):
+    """The readout equals optbook's runs at the figure's current values (3 significant digits)."""
+    if spec["kind"] == "schedule":
+        return _check_schedule_figure(root, spec)
+    if spec["kind"] == "curves":
+        return _check_curves_figure(root, spec)
+    state = root.evaluate("""r => ({values: r.optbookFigure.values,
+        choice: r.querySelector("select") ? r.querySelector("select").selectedIndex : 0})""")
+    values = dict(state["values"])
+    land_spec, steps = spec.get("landscape"), spec["steps"]
+    if spec.get("choices"):
+        c = spec["choices"][state["choice"]]
+        land_spec, steps = c["landscape"], c["steps"]
+        values.update(c.get("constants", {}))
+    land = _landscape(land_spec)
+    runs = F.spec_runs(spec, values, land=land, steps=steps)
+    shown = _readout_numbers(root.locator(".optbook-fig-readout").inner_text())
+    assert len(shown) == len(spec["optimizers"])
+    for (label, kind, number), opt in zip(shown, spec["optimizers"]):
+        run = runs[opt["name"]]
+        if run.diverged:
+            assert (kind, number) == ("diverged", run.diverged_at), (label, values)
+        else:
+            gap = float(run.values[-1] - land.min_value)
+            assert kind == "gap", (label, values)
+            assert math.isclose(number, float(f"{gap:.3g}"), rel_tol=1e-12, abs_tol=1e-300), \
+                (label, values, number, gap)
+
+
+def _landscape(spec):
+    from optbook import landscapes
+
+    params = dict(spec.get("params", {}))
+    if spec["name"] == "quadratic":       # the spec stores cos and sin of the angle
+        return landscapes.quadratic(params["kappa"], math.atan2(params["s"], params["c"]))
+    return landscapes.get_landscape(spec["name"], **params)
+
+
+def _check_slider(page, root, spec, control, param):
+    label = param["label"]
+    output = control.locator("xpath=..").locator("output")
+    seen = set()
+
+    def stop():
+        text = control.get_attribute("aria-valuetext")
+        assert text.startswith(f"{label} = "), text
+        assert output.inner_text() == text.split(" = ", 1)[1]
+        _check_against_optbook(root, spec)
+        seen.add(root.locator(".optbook-fig-readout").inner_text())
+
+    control.focus()
+    for key in ["Home", "ArrowRight", "ArrowRight", "End", "ArrowLeft"]:
+        page.keyboard.press(key)
+        stop()
+    top = int(control.get_attribute("max"))
+    assert top >= 50, f"{label}: {top + 1} positions (need >= 50 or continuous)"
+    for k in range(SWEEP + 1):
+        control.fill(str(round(k * top / SWEEP)))      # fires input, like a drag
+        stop()
+    assert len(seen) >= 3, f"{label}: the readout barely changed across the slider: {seen}"
+    control.fill(str(round(top / 2)))
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p.name for p in PAGES])
+def test_every_control_of_every_figure_responds(browser, path):
+    page, remote, errors = _open(browser, path)
+    roots = page.locator(".optbook-figure")
+    n = roots.count()
+    assert n >= 1
+    page.wait_for_function(f"document.querySelectorAll('.optbook-figure[data-optbook-ready]').length === {n}")
+    for i in range(n):
+        root = roots.nth(i)
+        spec = json.loads(root.locator("script.optbook-figure-spec").text_content())
+        for still in root.locator(".optbook-figure-static").all():
+            assert not still.is_visible(), "the still image/note stays hidden once the figure runs"
+        sliders = root.locator("input[type=range]")
+        assert sliders.count() == len(spec["params"])
+        for k, param in enumerate(spec["params"]):
+            _check_slider(page, root, spec, sliders.nth(k), param)
+        menus = root.locator("select")
+        for k in range(menus.count()):
+            menu = menus.nth(k)
+            for option in range(menu.locator("option").count()):
+                menu.select_option(index=option)
+                _check_against_optbook(root, spec)
+        if spec["kind"] == "phase":
+            _check_phase_click(page, root)
+    assert not errors, errors
+    assert not remote, f"requests to other hosts: {remote}"
+    page.close()
+
+
+def _check_phase_click(page, root):
+    diagram = root.locator("svg.optbook-fig-svg").first
+    box = diagram.bounding_box()
+    before = root.evaluate("r => ({...r.optbookFigure.values})")
+    page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
+    after = root.evaluate("r => ({...r.optbookFigure.values})")
+    assert after != before, "clicking the phase diagram did not move the point"
+    sliders = root.locator("input[type=range]")
+    assert sliders.nth(0).get_attribute("aria-valuetext").endswith(
+        root.locator("output").nth(0).inner_text())
+
+
+@pytest.mark.parametrize("path", PAGES[:1], ids=[p.name for p in PAGES[:1]])
+def test_without_scripts_the_reader_sees_the_image_and_how_to_get_the_live_figure(browser, path):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(path.as_uri())
+    root = page.locator(".optbook-figure").first
+    assert root.locator("img.optbook-figure-static").is_visible()
+    note = root.locator(".optbook-figure-note")
+    assert note.is_visible() and "enable JavaScript" in note.inner_text()
+    assert root.locator("input, select").count() == 0, "no control that would do nothing"
+    context.close()
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p.name for p in PAGES])
+def test_figures_fit_a_phone(browser, path):
+    page, _, errors = _open(browser, path, width=390)
+    page.wait_for_selector(".optbook-figure[data-optbook-ready]")
+    too_wide = page.evaluate("""() => Array.from(document.querySelectorAll('.optbook-figure-live svg'))
+        .filter(s => s.getBoundingClientRect().width > 390).length""")
+    assert too_wide == 0
+    assert not errors, errors
+    page.close()
