@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from optbook.base import scale_by_learning_rate
-from optbook.schedules import (as_lambda_lr, constant, cosine_annealing, inverse_sqrt,
-                               join_schedules, linear_decay, linear_warmup, step_decay,
-                               warmup_cosine)
+from optbook.schedules import (as_lambda_lr, constant, cosine_annealing, cosine_restarts,
+                               inverse_sqrt, join_schedules, linear_decay, linear_warmup,
+                               one_cycle, step_decay, warmup_cosine, warmup_stable_decay)
 
 torch.set_num_threads(1)
 lr_scheduler = torch.optim.lr_scheduler
@@ -335,6 +335,9 @@ ALL = {
     "inverse_sqrt": inverse_sqrt(0.1, 5),
     "warmup_cosine": warmup_cosine(0.1, 5, 20),
     "join_schedules": join_schedules([linear_warmup(0.1, 5), cosine_annealing(0.1, 15)], [5]),
+    "warmup_stable_decay": warmup_stable_decay(0.1, 3, 20, 6, cooldown="1-sqrt"),
+    "one_cycle": one_cycle(0.1, 20),
+    "cosine_restarts": cosine_restarts(0.1, 3, 2, 0.01),
 }
 
 
@@ -410,6 +413,24 @@ INVALID = [
     (lambda: join_schedules([c, c, c], [6, 5]), "boundaries"),
     (lambda: join_schedules([c, c], [0]), "boundaries[0]"),
     (lambda: join_schedules([c, c], [2.5]), "boundaries[0]"),
+    (lambda: warmup_stable_decay(-0.1, 5, 100, 10), "peak"),
+    (lambda: warmup_stable_decay(0.1, 5, 100, 0), "cooldown_steps"),
+    (lambda: warmup_stable_decay(0.1, 50, 100, 60), "cooldown_steps"),
+    (lambda: warmup_stable_decay(0.1, 5, 100, 10, end=0.2), "end"),
+    (lambda: warmup_stable_decay(0.1, 5, 100, 10, cooldown="exp"), "cooldown"),
+    (lambda: warmup_stable_decay(0.1, -5, 100, 10), "warmup_steps"),
+    (lambda: one_cycle(nan, 100), "peak"),
+    (lambda: one_cycle(0.1, 1), "total_steps"),
+    (lambda: one_cycle(0.1, 100, pct_start=0.0), "pct_start"),
+    (lambda: one_cycle(0.1, 100, pct_start=1.0), "pct_start"),
+    (lambda: one_cycle(0.1, 4, pct_start=0.1), "pct_start"),
+    (lambda: one_cycle(0.1, 100, div_factor=0.5), "div_factor"),
+    (lambda: one_cycle(0.1, 100, final_div_factor=-1), "final_div_factor"),
+    (lambda: one_cycle(0.1, 100, anneal="exp"), "anneal"),
+    (lambda: cosine_restarts(0.1, 0), "first_period"),
+    (lambda: cosine_restarts(0.1, 10, 0), "period_mult"),
+    (lambda: cosine_restarts(0.1, 10, 1.5), "period_mult"),
+    (lambda: cosine_restarts(0.1, 10, eta_min=0.5), "eta_min"),
 ]
 
 
@@ -426,3 +447,77 @@ def test_valid_edge_arguments_are_accepted():
     assert ours(linear_decay(0.1, 5, end=0.1), 8).tolist() == [0.1] * 8
     assert ours(warmup_cosine(0.0, 2, 5), 7).tolist() == [0.0] * 7
     assert linear_warmup(0.1, np.int64(4))(2) == pytest.approx(0.05, rel=1e-15)
+
+
+# --- beyond the article: WSD, 1cycle, SGDR ---------------------------------------------
+
+@pytest.mark.parametrize("total, pct, div, final, anneal, three", [
+    (100, 0.3, 25.0, 1e4, "cos", False), (37, 0.25, 10.0, 100.0, "linear", False),
+    (50, 0.2, 25.0, 1e4, "cos", True), (64, 0.4, 5.0, 1e3, "linear", True)])
+def test_one_cycle_matches_onecyclelr(total, pct, div, final, anneal, three):
+    expected = torch_lrs(lambda opt: lr_scheduler.OneCycleLR(
+        opt, max_lr=0.2, total_steps=total, pct_start=pct, div_factor=div,
+        final_div_factor=final, anneal_strategy=anneal, three_phase=three,
+        cycle_momentum=False), 0.2, total)
+    schedule = one_cycle(0.2, total, pct, div, final, anneal, three)
+    np.testing.assert_allclose(ours(schedule, total), expected, rtol=1e-12, atol=1e-16)
+    assert schedule(total + 5) == schedule(total - 1)  # held, where torch raises
+
+
+@pytest.mark.parametrize("t0, mult, eta_min", [(10, 1, 0.0), (7, 2, 0.01), (3, 3, 0.0), (1, 2, 0.0)])
+def test_cosine_restarts_matches_cosineannealingwarmrestarts(t0, mult, eta_min):
+    n = 200
+    expected = torch_lrs(lambda opt: lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=t0, T_mult=mult, eta_min=eta_min), 0.1, n)
+    np.testing.assert_allclose(ours(cosine_restarts(0.1, t0, mult, eta_min), n), expected,
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_cosine_restarts_restart_points_are_exact():
+    schedule = cosine_restarts(1.0, 5, 3)
+    restarts = [0, 5, 20, 65, 200, 605, 1820]   # T_0 (3^i - 1) / 2
+    assert [schedule(t) for t in restarts] == [1.0] * len(restarts)
+    assert all(schedule(t - 1) < 0.1 for t in restarts[1:])
+
+
+@pytest.mark.parametrize("peak, total, cooldown, end", [(0.1, 60, 12, 0.001), (1.0, 30, 1, 0.5)])
+def test_wsd_without_warmup_matches_sequentiallr(peak, total, cooldown, end):
+    # constant until the cooldown starts, then torch's LinearLR from 1 to end/peak
+    start = total - cooldown
+    expected = torch_lrs(lambda opt: lr_scheduler.SequentialLR(opt, [
+        lr_scheduler.LambdaLR(opt, lambda t: 1.0),
+        lr_scheduler.LinearLR(opt, 1.0, end / peak, total_iters=cooldown)], milestones=[start]),
+        peak, total + 5)
+    np.testing.assert_allclose(ours(warmup_stable_decay(peak, 0, total, cooldown, end), total + 5),
+                               expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt", "cosine"])
+def test_wsd_closed_form(shape):
+    peak, warm, total, cool, end = 0.3, 10, 100, 20, 0.03
+    f = {"linear": lambda s: 1 - s, "1-sqrt": lambda s: 1 - math.sqrt(s),
+         "cosine": lambda s: (1 + math.cos(math.pi * s)) / 2}[shape]
+    expected = [peak * t / warm if t <= warm else peak if t <= total - cool
+                else end + (peak - end) * f(min((t - (total - cool)) / cool, 1.0))
+                for t in range(total + 10)]
+    np.testing.assert_allclose(ours(warmup_stable_decay(peak, warm, total, cool, end, shape),
+                                    total + 10), expected, rtol=1e-13, atol=1e-16)
+
+
+def test_wsd_constant_phase_does_not_depend_on_budget():
+    # Hägele et al.: branch a cooldown off one constant-rate run at any step
+    long = warmup_stable_decay(0.1, 10, 1000, 100)
+    for total in (200, 500):
+        short = warmup_stable_decay(0.1, 10, total, total // 10)
+        stop = total - total // 10
+        np.testing.assert_array_equal(ours(short, stop + 1), ours(long, stop + 1))
+
+
+def test_warmup_trap_linearlr_is_shifted_by_one_step():
+    # the usual torch warmup LinearLR(start_factor=1/T_w, total_iters=T_w - 1)
+    # is linear_warmup one step later: it never takes the zero step
+    warm, peak, n = 8, 0.4, 20
+    torch_warm = torch_lrs(lambda opt: lr_scheduler.LinearLR(
+        opt, start_factor=1 / warm, total_iters=warm - 1), peak, n)
+    np.testing.assert_allclose(torch_warm, ours(linear_warmup(peak, warm), n + 1)[1:],
+                               rtol=1e-12)

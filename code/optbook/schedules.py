@@ -22,6 +22,9 @@ cosine_annealing        eta_min + (eta_max - eta_min)(1 + cos(pi t / T)) / 2
 linear_decay            eta_max * (1 - t / T)
 inverse_sqrt            eta_max * min(t / T_w, sqrt(T_w / t))  ~  eta_0 / sqrt(t)
 warmup_cosine           linear warmup, then cosine to eta_min = 0.1 eta_max
+warmup_stable_decay     warmup, constant eta_max, short final cooldown  (WSD)
+one_cycle               1cycle: ramp up, then anneal far below the start (OneCycleLR)
+cosine_restarts         SGDR: cosine periods T_0, T_0 T_mult, ...    (CosineAnnealingWarmRestarts)
 join_schedules          one schedule after another (as optax.join_schedules)
 ======================  ==========================================================
 
@@ -41,7 +44,8 @@ import numpy as np
 from .base import Schedule, check_number
 
 __all__ = ["constant", "linear_warmup", "step_decay", "cosine_annealing",
-           "linear_decay", "inverse_sqrt", "warmup_cosine", "join_schedules",
+           "linear_decay", "inverse_sqrt", "warmup_cosine", "warmup_stable_decay",
+           "one_cycle", "cosine_restarts", "join_schedules",
            "as_lambda_lr"]
 
 Steps = Union[int, np.ndarray]
@@ -262,6 +266,153 @@ def warmup_cosine(peak: float, warmup_steps: int, total_steps: int,
         return np.where(t <= warmup_steps, warm, cosine)
 
     return _schedule(eta, "warmup_cosine")
+
+
+COOLDOWN_SHAPES = ("linear", "1-sqrt", "cosine")
+
+
+def warmup_stable_decay(peak: float, warmup_steps: int, total_steps: int,
+                        cooldown_steps: int, end: float = 0.0,
+                        cooldown: str = "linear") -> Schedule:
+    """Warmup-stable-decay (WSD): linear warmup, a long constant phase, a short cooldown::
+
+        eta_t = eta_max * t / T_w                          t <= T_w
+        eta_t = eta_max                                    T_w < t <= T - T_c
+        eta_t = end + (eta_max - end) * f(s),  s = (t - (T - T_c)) / T_c   T - T_c < t <= T
+        eta_t = end                                        t > T
+
+    with ``f(s) = 1 - s`` (``cooldown="linear"``), ``1 - sqrt(s)`` (``"1-sqrt"``,
+    Hägele et al. 2024's best shape) or ``(1 + cos(pi s)) / 2`` (``"cosine"``).
+    ``T = total_steps`` counts everything; ``T_c = cooldown_steps`` >= 1 and
+    ``T_w + T_c <= T``. The constant phase does not depend on ``T``: a run can
+    branch into its cooldown at any step, which is why one long run at constant
+    rate gives the model at many budgets.
+
+    Hu et al. (2024), MiniCPM; Hägele et al. (2024), "Scaling Laws and
+    Compute-Optimal Training Beyond Fixed Training Durations".
+    """
+    peak = _rate("peak", peak)
+    warmup_steps = _count("warmup_steps", warmup_steps, minimum=0)
+    total_steps = _count("total_steps", total_steps, minimum=1)
+    cooldown_steps = _count("cooldown_steps", cooldown_steps, minimum=1)
+    end = _floor_rate("end", end, peak)
+    if warmup_steps + cooldown_steps > total_steps:
+        raise ValueError(f"Invalid cooldown_steps: {cooldown_steps} (warmup_steps="
+                         f"{warmup_steps} + cooldown_steps exceeds total_steps={total_steps})")
+    if cooldown not in COOLDOWN_SHAPES:
+        raise ValueError(f"Invalid cooldown: {cooldown!r} (one of {COOLDOWN_SHAPES})")
+    start = total_steps - cooldown_steps
+
+    def eta(t):
+        warm = peak * (t / warmup_steps) if warmup_steps else np.full_like(t, peak)
+        s = np.clip((t - start) / cooldown_steps, 0.0, 1.0)
+        if cooldown == "linear":
+            f = 1.0 - s
+        elif cooldown == "1-sqrt":
+            f = 1.0 - np.sqrt(s)
+        else:
+            f = 0.5 * (1.0 + np.cos(np.pi * s))
+        decayed = end + (peak - end) * f
+        return np.where(t <= warmup_steps, warm, np.where(t <= start, peak, decayed))
+
+    return _schedule(eta, "warmup_stable_decay")
+
+
+def one_cycle(peak: float, total_steps: int, pct_start: float = 0.3,
+              div_factor: float = 25.0, final_div_factor: float = 1e4,
+              anneal: str = "cos", three_phase: bool = False) -> Schedule:
+    """1cycle (Smith & Topin 2019), exactly ``torch.optim.lr_scheduler.OneCycleLR``::
+
+        eta_0 = peak / div_factor  --(rise, pct_start of the run)-->  peak
+              --(fall)-->  eta_0 / final_div_factor   at t = total_steps - 1
+
+    each phase interpolated by a half cosine (``anneal="cos"``) or linearly
+    (``"linear"``). The phase boundaries are torch's: the rise ends at step
+    ``pct_start * total_steps - 1`` (a float), the fall at ``total_steps - 1``;
+    ``three_phase=True`` falls back to eta_0 at ``2 pct_start T - 2`` and then
+    anneals to the minimum. torch raises after ``total_steps`` steps; this
+    schedule holds its last value instead (momentum cycling is not part of it).
+
+    Smith & Topin (2019), "Super-Convergence: Very Fast Training of Neural
+    Networks Using Large Learning Rates".
+    """
+    peak = _rate("peak", peak)
+    total_steps = _count("total_steps", total_steps, minimum=2)
+    check_number("pct_start", pct_start, low=0.0, low_inclusive=False, high=1.0)
+    div_factor = check_number("div_factor", div_factor, low=1.0)
+    final_div_factor = check_number("final_div_factor", final_div_factor, low=1.0)
+    if anneal not in ("cos", "linear"):
+        raise ValueError(f"Invalid anneal: {anneal!r} (one of 'cos', 'linear')")
+    initial = peak / div_factor
+    minimum = initial / final_div_factor
+    rise_end = float(pct_start * total_steps) - 1
+    if three_phase:
+        phases = [(rise_end, initial, peak), (float(2 * pct_start * total_steps) - 2, peak, initial),
+                  (total_steps - 1, initial, minimum)]
+    else:
+        phases = [(rise_end, initial, peak), (total_steps - 1, peak, minimum)]
+    ends = [p[0] for p in phases]
+    if any(b <= a for a, b in zip([0.0] + ends, ends)):
+        raise ValueError(f"Invalid pct_start: {pct_start} (with total_steps={total_steps} a "
+                         "phase would be empty)")
+
+    def interpolate(a, b, pct):
+        if anneal == "cos":
+            return b + (a - b) / 2.0 * (np.cos(np.pi * pct) + 1)
+        return (b - a) * pct + a
+
+    def eta(t):
+        t = np.minimum(t, total_steps - 1)
+        out = np.empty_like(t)
+        start = 0.0
+        done = np.zeros(t.shape, dtype=bool)
+        for i, (stop, a, b) in enumerate(phases):
+            here = ~done & ((t <= stop) | (i == len(phases) - 1))
+            out = np.where(here, interpolate(a, b, (t - start) / (stop - start)), out)
+            done |= here
+            start = stop
+        return out
+
+    return _schedule(eta, "one_cycle")
+
+
+def cosine_restarts(peak: float, first_period: int, period_mult: int = 1,
+                    eta_min: float = 0.0) -> Schedule:
+    """SGDR: cosine annealing restarted from eta_max at the end of every period::
+
+        eta_t = eta_min + 1/2 (eta_max - eta_min)(1 + cos(pi T_cur / T_i))
+
+    where ``T_cur`` counts the steps since the last restart and the periods are
+    ``T_0 = first_period``, ``T_0 * T_mult``, ``T_0 * T_mult**2``, ...
+    (``period_mult`` an integer >= 1). Equal to
+    ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)``
+    stepped once per optimizer step (torch also accepts fractional epochs).
+
+    Loshchilov & Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm
+    Restarts", ICLR.
+    """
+    peak = _rate("peak", peak)
+    first_period = _count("first_period", first_period, minimum=1)
+    period_mult = _count("period_mult", period_mult, minimum=1)
+    eta_min = _floor_rate("eta_min", eta_min, peak)
+
+    def eta(t):
+        if period_mult == 1:
+            t_cur, t_i = np.mod(t, first_period), np.full_like(t, first_period)
+        else:
+            # restart i begins at T_0 (m^i - 1) / (m - 1)
+            i = np.floor(np.log(t * (period_mult - 1) / first_period + 1) / np.log(period_mult))
+            begin = first_period * (period_mult ** i - 1) / (period_mult - 1)
+            # guard the float log at exact restarts
+            over = t >= begin + first_period * period_mult ** i
+            i = np.where(over, i + 1, i)
+            under = t < first_period * (period_mult ** i - 1) / (period_mult - 1)
+            i = np.where(under, i - 1, i)
+            begin = first_period * (period_mult ** i - 1) / (period_mult - 1)
+            t_cur, t_i = t - begin, first_period * period_mult ** i
+        return eta_min + 0.5 * (peak - eta_min) * (1.0 + np.cos(np.pi * t_cur / t_i))
+
+    return _schedule(eta, "cosine_restarts")
 
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:

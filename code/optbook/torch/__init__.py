@@ -12,4 +12,5 @@ from .param_groups import NORM_LAYERS, param_groups
 from .hessian import gnb_hessian_estimate, hutchinson_hessian_estimate
 from .lamb import LAMB
 from .lion import Lion
+from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sophia import SophiaG
