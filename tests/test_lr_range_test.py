@@ -317,3 +317,102 @@ def test_empty_data_and_wrong_optimizer():
     assert optimizer.param_groups[0]["lr"] == 0.01
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         lr_range_test(model, mse, [], object())
+
+
+# --- fastai's suggestion rules ---------------------------------------------------------
+
+from optbook.lr_range_test import (DEFAULT_RULE, SUGGESTION_RULES, suggest, suggest_minimum,
+                                   suggest_steep, suggest_valley)
+
+
+def test_valley_by_hand():
+    # strictly decreasing run 3, 2.5, 2, 1.5, 1, 0.5 (indices 1-6, length 6) ends at 6;
+    # fastai: start = 6 - 6 = 0, sections = 2, index = 0 + 2 + int(1.0) = 3
+    lrs = np.geomspace(1e-4, 1.0, 10)
+    losses = [3, 3, 2.5, 2, 1.5, 1, 0.5, 0.6, 0.9, 2.0]
+    assert suggest_valley(lrs, losses) == pytest.approx(lrs[3], rel=1e-15)
+    # a monotone fall over all n points: length n ends at n-1, start -1
+    n = 31
+    lrs = np.geomspace(1e-5, 1.0, n)
+    idx = -1 + int(n / 3) + int(n / 3 / 2)
+    assert suggest_valley(lrs, np.linspace(2.0, 1.0, n)) == pytest.approx(lrs[idx], rel=1e-15)
+
+
+def longest_decreasing_end(losses):
+    """Independent formulation: L[i] = 1 + max L[j] over j < i with losses[j] > losses[i];
+    the first index reaching the largest L, and that L."""
+    best = []
+    for i, x in enumerate(losses):
+        best.append(1 + max([best[j] for j in range(i) if losses[j] > x], default=0))
+    length = max(best)
+    return best.index(length), length
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_valley_matches_an_independent_longest_decreasing_subsequence(seed):
+    rng = np.random.default_rng(seed)
+    losses = np.cumsum(rng.normal(size=40))
+    lrs = np.geomspace(1e-6, 1.0, 40)
+    end, length = longest_decreasing_end(list(losses))
+    start = end - length
+    index = start + int((end - start) / 3) + int((end - start) / 3 / 2)
+    assert suggest_valley(lrs, losses) == pytest.approx(lrs[index], rel=1e-15)
+
+
+def test_steep_and_minimum_closed_forms():
+    lrs = np.geomspace(1e-6, 1.0, 61)
+    losses = 2.0 - np.tanh(np.log10(lrs / 1e-3)) + np.where(lrs > 0.1, 100 * (lrs - 0.1), 0.0)
+    # the tanh falls fastest at 1e-3 (index 30); forward differences are symmetric
+    # about it on a log grid, so the steepest segment starts at index 29 or 30
+    assert suggest_steep(lrs, losses) in (pytest.approx(lrs[29]), pytest.approx(lrs[30]))
+    assert suggest_minimum(lrs, losses) == pytest.approx(lrs[np.argmin(losses)] / 10)
+    # unlike suggest_lr, fastai's steep also looks beyond the minimum
+    spiked = losses.copy()
+    spiked[55], spiked[56] = 50.0, -40.0
+    assert suggest_steep(lrs, spiked) == pytest.approx(lrs[55])
+
+
+def test_suggest_trims_like_fastai_and_validates():
+    lrs = np.geomspace(1e-6, 1.0, 40)
+    losses = np.linspace(3.0, 1.0, 40)
+    losses[:4] = [10.0, 0.0, 10.0, 0.0]             # noise at the start, trimmed away
+    for rule, function in SUGGESTION_RULES.items():
+        assert suggest(lrs, losses, rule, skip_start=4, skip_end=5) == \
+            pytest.approx(function(lrs[4:35], losses[4:35]))
+    assert suggest(lrs[:10], losses[:10], "valley", skip_start=4, skip_end=5) is None
+    with pytest.raises(ValueError, match="Invalid rule"):
+        suggest(lrs, losses, "cosine")
+    with pytest.raises(ValueError, match="Invalid skip_end"):
+        suggest(lrs, losses, "valley", skip_end=-1)
+    with pytest.raises(ValueError, match="Invalid lrs/losses"):
+        suggest_valley([1e-3], [1.0])
+
+
+@pytest.mark.parametrize("rule", sorted(SUGGESTION_RULES))
+def test_range_test_reports_every_rule(rule):
+    X, y, L = least_squares_data()
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    result = lr_range_test(model, mse, [(X, y)], optimizer, start_lr=1e-4, end_lr=10.0,
+                           num_steps=100, rule=rule)
+    assert set(result.suggestions) == set(SUGGESTION_RULES) and result.rule == rule
+    assert result.suggested_lr == result.suggestions[rule]
+    assert result.suggestions[rule] == pytest.approx(
+        suggest(result.lrs, result.smoothed, rule, 10, 5))
+    # every rule stays below the stability limit of gradient descent
+    assert all(s < 2.0 / L for s in result.suggestions.values())
+
+
+def test_default_rule_and_bad_rule():
+    assert DEFAULT_RULE in SUGGESTION_RULES
+    X, y, _ = least_squares_data()
+    model = linear_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    result = lr_range_test(model, mse, [(X, y)], optimizer, start_lr=1e-4, end_lr=10.0)
+    assert result.rule == DEFAULT_RULE
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="Invalid rule"):
+        lr_range_test(model, mse, [(X, y)], optimizer, rule="slide")
+    with pytest.raises(ValueError, match="Invalid skip_end"):
+        lr_range_test(model, mse, [(X, y)], optimizer, skip_end=-2)
+    assert_same(model.state_dict(), before)

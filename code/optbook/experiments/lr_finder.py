@@ -1,0 +1,224 @@
+r"""Chapter 7.2 (学習率の選択, choosing the learning rate): the LR range test against a real sweep.
+
+The range test (:func:`optbook.lr_range_test.lr_range_test`) proposes a
+learning rate from one short run with a growing rate; a *sweep* trains the
+same model at fixed rates for the real budget and measures which one is best.
+This module runs both on the shared small problem of
+:mod:`optbook.experiments.training` (an MLP on teacher-labelled data), for
+several seeds, and reports how far, as a factor, each suggestion rule lands
+from the sweep's best rate.  It also holds the two sanity checks of
+Karpathy's recipe: the loss at initialization against :math:`\log C`, and
+over-fitting a single batch.
+
+Every function is pure: the seed fixes the data, the initialization and the
+batch order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..lr_range_test import SUGGESTION_RULES, LRRangeTestResult, lr_range_test
+from .training import Dataset, epoch_batches, mlp, teacher_classification, train
+
+__all__ = ["OPTIMIZERS", "make_optimizer", "problem", "range_test", "Sweep", "lr_sweep",
+           "RuleComparison", "compare_rules", "init_loss", "overfit_one_batch"]
+
+#: The two optimizers of the experiment, as ``lr -> optimizer`` factories.
+OPTIMIZERS = {
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+}
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` (defaults) or ``SGD`` with momentum 0.9, at rate ``lr``."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Invalid optimizer: {name!r} (choose one of {sorted(OPTIMIZERS)})")
+    return OPTIMIZERS[name](params, lr)
+
+
+def problem(seed: int = 0) -> Dataset:
+    """The chapter's small classification problem (20 inputs, 4 classes, 10% label noise)."""
+    return teacher_classification(n_train=2048, n_val=1024, dim=20, classes=4, seed=seed)
+
+
+def _model(data: Dataset, seed: int) -> nn.Module:
+    return mlp(data.x_train.shape[1], data.classes, hidden=64, depth=2, seed=seed)
+
+
+def range_test(optimizer: str, seed: int = 0, num_steps: int = 100, batch_size: int = 64,
+               start_lr: float = 1e-5, end_lr: float = 10.0) -> LRRangeTestResult:
+    """One LR range test (fastai's settings: exponential ramp, smoothing 0.98, stop at 4x the best)
+    on a freshly initialized MLP; minibatches drawn as in :func:`training.train`."""
+    data = problem(seed)
+    model = _model(data, seed)
+    order = epoch_batches(data.n_train, batch_size, torch.Generator().manual_seed(seed))
+    batches = [(data.x_train[i], data.y_train[i]) for i in (next(order) for _ in range(num_steps))]
+    opt = make_optimizer(optimizer, model.parameters(), start_lr)
+    return lr_range_test(model, nn.functional.cross_entropy, batches, opt, start_lr=start_lr,
+                         end_lr=end_lr, num_steps=num_steps)
+
+
+@dataclass
+class Sweep:
+    """Validation loss after ``steps`` steps at each fixed rate, one row per seed.
+
+    A run that diverged scores ``inf``.
+    """
+
+    optimizer: str
+    lrs: np.ndarray
+    seeds: tuple
+    val_loss: np.ndarray              # (len(seeds), len(lrs))
+
+    @property
+    def best_lr_per_seed(self) -> np.ndarray:
+        return self.lrs[np.argmin(self.val_loss, axis=1)]
+
+    @property
+    def best_lr(self) -> float:
+        """The rate with the lowest validation loss averaged over seeds."""
+        return float(self.lrs[int(np.argmin(self.val_loss.mean(axis=0)))])
+
+
+def lr_sweep(optimizer: str, lrs: Sequence[float], seeds: Sequence[int] = (0, 1, 2),
+             steps: int = 300, batch_size: int = 64) -> Sweep:
+    """Train the MLP at every fixed rate in ``lrs`` for ``steps`` steps, for every seed."""
+    lrs = np.asarray(lrs, dtype=float)
+    if lrs.ndim != 1 or len(lrs) < 2 or not np.all(lrs > 0):
+        raise ValueError(f"Invalid lrs: {lrs!r} (need >= 2 positive rates)")
+    table = np.empty((len(seeds), len(lrs)))
+    for i, seed in enumerate(seeds):
+        data = problem(seed)
+        for j, lr in enumerate(lrs):
+            model = _model(data, seed)
+            history = train(model, make_optimizer(optimizer, model.parameters(), float(lr)),
+                            data, steps=steps, batch_size=batch_size, eval_every=steps,
+                            seed=seed)
+            table[i, j] = math.inf if history.diverged else history.final_val_loss
+    return Sweep(optimizer, lrs, tuple(seeds), table)
+
+
+@dataclass
+class RuleComparison:
+    """Each rule's suggestion per seed, and its ratio to the sweep's best rate of that seed."""
+
+    rules: tuple
+    suggestions: np.ndarray           # (seeds, rules)
+    best_lr: np.ndarray               # (seeds,)
+    regret: np.ndarray                # (seeds, rules): val loss at the sweep rate nearest
+                                      # the suggestion, minus the seed's best
+
+    @property
+    def factor(self) -> np.ndarray:
+        """suggestion / best rate: 1 is a hit, 0.1 is ten times too small."""
+        return self.suggestions / self.best_lr[:, None]
+
+
+def compare_rules(tests: Sequence[LRRangeTestResult], sweep: Sweep) -> RuleComparison:
+    """Line up one range test per seed of ``sweep`` with that seed's best swept rate."""
+    if len(tests) != len(sweep.seeds):
+        raise ValueError(f"Invalid tests: {len(tests)} range tests for {len(sweep.seeds)} seeds")
+    rules = tuple(SUGGESTION_RULES)
+    suggestions = np.array([[np.nan if t.suggestions[r] is None else t.suggestions[r]
+                             for r in rules] for t in tests])
+    best = sweep.best_lr_per_seed
+    # loss of the swept rate nearest (in log) to each suggestion
+    nearest = np.abs(np.log(suggestions)[:, :, None] - np.log(sweep.lrs)[None, None, :]).argmin(-1)
+    rows = np.arange(len(tests))[:, None]
+    regret = sweep.val_loss[rows, nearest] - sweep.val_loss.min(axis=1)[:, None]
+    return RuleComparison(rules, suggestions, best, regret)
+
+
+# --- sanity checks before tuning (Karpathy 2019) -------------------------------------
+
+def init_loss(seed: int = 0) -> tuple[float, float]:
+    """(cross-entropy of the freshly initialized MLP on the training set, :math:`\\log C`)."""
+    data = problem(seed)
+    model = _model(data, seed)
+    with torch.no_grad():
+        loss = nn.functional.cross_entropy(model(data.x_train), data.y_train).item()
+    return loss, math.log(data.classes)
+
+
+def overfit_one_batch(seed: int = 0, batch_size: int = 16, steps: int = 200,
+                      lr: float = 1e-2) -> np.ndarray:
+    """Adam on one fixed batch: the loss per step, which must go to ~0 if the model and
+    the loop are wired correctly (labels reach the loss, gradients reach the weights)."""
+    data = problem(seed)
+    model = _model(data, seed)
+    x, y = data.x_train[:batch_size], data.y_train[:batch_size]
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = np.empty(steps)
+    for t in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        losses[t] = loss.item()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+# --- the figure: range-test curve with each rule's pick, next to the sweep ------------------
+
+RULE_MARKERS = {"steep": ("v", "C3"), "minimum": ("s", "C2"), "valley": ("o", "C0")}
+
+
+def draw_range_test(test: LRRangeTestResult, sweep: Sweep, seed_index: int = 0, *,
+                    pyplot: bool = False):
+    """Left: the smoothed range-test loss against the rate, each rule's suggestion marked.
+    Right: the sweep's validation loss (every seed thin, the mean thick), the same
+    suggestions as vertical lines, the sweep's best rate as a grey band."""
+    from .. import plotting
+    fig, (ax_test, ax_sweep) = plotting.subplots(1, 2, size="wide", pyplot=pyplot,
+                                                 sharex=True)
+    ax_test.semilogx(test.lrs, test.losses, color="0.8", linewidth=0.8, label="minibatch loss")
+    ax_test.semilogx(test.lrs, test.smoothed, color="k", label="smoothed (β = 0.98)")
+    finite = np.isfinite(sweep.val_loss)
+    for rule, lr in test.suggestions.items():
+        if lr is None:
+            continue
+        marker, color = RULE_MARKERS[rule]
+        y = float(np.interp(np.log(lr), np.log(test.lrs), test.smoothed))
+        ax_test.plot([lr], [y], marker, color=color, markersize=8, label=f"{rule}: {lr:.2g}")
+        ax_sweep.axvline(lr, color=color, linestyle="--", linewidth=1)
+    top = float(np.nanmax(np.where(finite, sweep.val_loss, np.nan))) if finite.any() else 2.0
+    ax_test.set(xlabel="learning rate η (log scale)", ylabel="training loss",
+                ylim=(0.0, max(2.0, 1.1 * float(test.smoothed[0]))),
+                title=f"range test, {sweep.optimizer}, seed {sweep.seeds[seed_index]}")
+    ax_test.legend(loc="lower left", fontsize=7)
+    for row in sweep.val_loss:
+        ax_sweep.semilogx(sweep.lrs, np.where(np.isfinite(row), row, np.nan), color="0.6",
+                          linewidth=0.8)
+    ax_sweep.semilogx(sweep.lrs, sweep.val_loss.mean(axis=0), "k.-", label="mean of seeds")
+    best = sweep.best_lr_per_seed[seed_index]
+    ax_sweep.axvspan(best / 1.5, best * 1.5, color="0.85", label=f"best of seed: {best:.2g}")
+    ax_sweep.set(xlabel="fixed learning rate η (log scale)",
+                 ylabel="validation loss after the budget", ylim=(0.0, min(top, 3.0)),
+                 title=f"sweep, {len(sweep.seeds)} seeds")
+    ax_sweep.legend(loc="upper left", fontsize=7)
+    return fig
+
+
+def range_test_explorer(tests: dict, sweeps: dict):
+    """An :class:`optbook.widgets.Explorer` over optimizer x seed of :func:`draw_range_test`.
+
+    ``tests[optimizer]`` is the list of range tests (one per seed of ``sweeps[optimizer]``).
+    """
+    from ..widgets import Explorer
+    optimizers = list(sweeps)
+    seeds = list(sweeps[optimizers[0]].seeds)
+
+    def draw(optimizer, seed):
+        i = seeds.index(seed)
+        return draw_range_test(tests[optimizer][i], sweeps[optimizer], i)
+
+    return Explorer(draw, {"optimizer": optimizers, "seed": seeds},
+                    labels={"optimizer": "optimizer", "seed": "seed"},
+                    title="LR range test: each rule's suggestion against the sweep")

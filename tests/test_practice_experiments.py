@@ -1,0 +1,212 @@
+"""Tests for chapter 7's experiments (optbook.experiments.lr_finder, decay_and_clipping,
+debugging).
+
+Oracles: closed forms (log C at initialization, the one-unit RNN at w = 0, the
+clipped step length), torch.nn.utils.clip_grad_norm_ and torch.amp.GradScaler,
+hand-built histories for the diagnosis rules, and exact equalities between
+arms that must coincide (clipping with an unreachable threshold = no clipping).
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from optbook.lr_range_test import LRRangeTestResult
+from optbook.experiments import debugging as G
+from optbook.experiments import decay_and_clipping as D
+from optbook.experiments import lr_finder as F
+from optbook.experiments.training import History, mlp
+
+torch.set_num_threads(1)
+
+
+# --- 7.2 -------------------------------------------------------------------------------
+
+def fake_test(suggestions):
+    return LRRangeTestResult(lrs=np.array([1e-3, 1e-2]), losses=np.zeros(2),
+                             smoothed=np.zeros(2), suggested_lr=None, min_loss_lr=None,
+                             stopped_early=False, suggestions=suggestions)
+
+
+def test_compare_rules_factors_and_regret():
+    lrs = np.array([1e-3, 1e-2, 1e-1])
+    val = np.array([[0.9, 0.5, 0.7],       # seed 0: best 1e-2
+                    [0.4, 0.6, 0.8]])      # seed 1: best 1e-3
+    sweep = F.Sweep("adam", lrs, (0, 1), val)
+    tests = [fake_test({"steep": 1e-1, "minimum": 1e-2, "valley": 2e-3}),
+             fake_test({"steep": 1e-2, "minimum": 1e-3, "valley": 1.2e-3})]
+    comp = F.compare_rules(tests, sweep)
+    assert comp.rules == ("steep", "minimum", "valley")
+    np.testing.assert_allclose(comp.best_lr, [1e-2, 1e-3])
+    np.testing.assert_allclose(comp.factor, [[10, 1, 0.2], [10, 1, 1.2]])
+    # regret: loss at the swept rate nearest in log, minus the seed's best
+    np.testing.assert_allclose(comp.regret, [[0.2, 0.0, 0.4], [0.2, 0.0, 0.0]])
+    assert sweep.best_lr == pytest.approx(1e-2)           # mean row: 0.65, 0.55, 0.75
+    with pytest.raises(ValueError, match="Invalid tests"):
+        F.compare_rules(tests[:1], sweep)
+
+
+def test_loss_at_initialization_is_near_log_c():
+    for seed in (0, 1):
+        loss, expected = F.init_loss(seed)
+        assert expected == pytest.approx(math.log(4))
+        assert abs(loss / expected - 1) < 0.05
+
+
+def test_one_batch_is_memorised():
+    losses = F.overfit_one_batch(seed=0, steps=150)
+    assert losses[0] > 1.0 and losses[-1] < 1e-3
+
+
+def test_sweep_and_range_test_shapes_and_errors():
+    sweep = F.lr_sweep("sgd", [1e-2, 1e-1], seeds=(0, 1), steps=5)
+    assert sweep.val_loss.shape == (2, 2) and np.all(np.isfinite(sweep.val_loss))
+    test = F.range_test("adam", seed=0, num_steps=30)
+    assert len(test.lrs) <= 30 and set(test.suggestions) == {"steep", "minimum", "valley"}
+    with pytest.raises(ValueError, match="Invalid optimizer"):
+        F.make_optimizer("lion", nn.Linear(2, 2).parameters(), 0.1)
+    with pytest.raises(ValueError, match="Invalid lrs"):
+        F.lr_sweep("adam", [1e-3])
+
+
+# --- 7.3 -------------------------------------------------------------------------------
+
+def test_decay_rules_split_as_documented():
+    model = nn.Sequential(nn.Embedding(10, 4), D.HandWrittenLayerNorm(4), nn.Linear(4, 4),
+                          nn.PReLU(4), nn.LayerNorm(4))
+    split = D.decay_split(model)
+    assert split == {"0.weight": (True, True),        # embeddings: both decay
+                     "1.weight": (True, False),       # hand-written LN gain
+                     "1.bias": (False, False),
+                     "2.weight": (True, True), "2.bias": (False, False),
+                     "3.weight": (True, False),       # PReLU slopes
+                     "4.weight": (False, False), "4.bias": (False, False)}
+    standard = mlp(5, 3, hidden=8, depth=2, layer_norm=True)
+    assert all(a == b for a, b in D.decay_split(standard).values())
+    groups = D.decay_groups("all", standard, 0.5)
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.5
+    assert len(groups[0]["params"]) == len(list(standard.parameters()))
+    with pytest.raises(ValueError, match="Invalid rule"):
+        D.decay_groups("bert", standard, 0.1)
+
+
+def test_decay_shrinks_gains_only_when_they_are_decayed():
+    # AdamW's decoupled decay multiplies by (1 - lr * wd) per step; with wd large the
+    # decayed gains must end far below the undecayed ones.
+    decayed = D.decay_run("all", 1e-3, 5.0, seed=0, steps=60, record_every=20)
+    kept = D.decay_run("param_groups", 1e-3, 5.0, seed=0, steps=60, record_every=20)
+    np.testing.assert_array_equal(decayed.record_steps, [0, 20, 40, 60])
+    assert decayed.gain_norm[0] == kept.gain_norm[0] == pytest.approx(1.0)
+    assert decayed.gain_norm[-1] < 0.85 < 0.95 < kept.gain_norm[-1]
+
+
+# --- 7.4 -------------------------------------------------------------------------------
+
+def test_cliff_loss_closed_form_at_w_zero():
+    b = torch.tensor([-1.0, 0.0, 0.7, 2.0], dtype=torch.float64)
+    np.testing.assert_allclose(D.cliff_loss(torch.zeros_like(b), b).numpy(),
+                               ((b - 0.7) ** 2).numpy(), rtol=1e-14)
+
+
+def test_clipped_descent_steps_are_at_most_lr_times_tau():
+    path, norms = D.cliff_descent((4.0, -2.5), lr=0.3, iterations=30, clip=1.0)
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    assert np.all(steps <= 0.3 * 1.0 + 1e-9)
+    scale = np.minimum(1.0, 1.0 / (norms + 1e-6))      # torch's clip coefficient
+    np.testing.assert_allclose(steps, 0.3 * norms * scale, rtol=1e-9)
+
+
+def test_clip_modes_agree_with_no_clipping_when_tau_is_unreachable():
+    base = D.clip_run("none", None, 0.03, seed=1, steps=20, hidden=8, length=10)
+    for mode in ("global", "per_tensor"):
+        run = D.clip_run(mode, 1e12, 0.03, seed=1, steps=20, hidden=8, length=10)
+        # a clip coefficient of exactly 1 is still a float32 multiply: agree to rounding
+        np.testing.assert_allclose(run.loss, base.loss, rtol=1e-5)
+        np.testing.assert_allclose(run.grad_norm, base.grad_norm, rtol=1e-5)
+
+
+def test_global_clip_matches_torch():
+    # one step of clip_run's "global" mode against torch.nn.utils.clip_grad_norm_
+    x, y = D.memory_task(32, 10, seed=0)
+    grads = []
+    for clip in ("optbook", "torch"):
+        model = D.TinyRNN(hidden=8, seed=0)
+        nn.functional.mse_loss(model(x), y).backward()
+        params = list(model.parameters())
+        if clip == "optbook":
+            from optbook.torch import clip_grad_norm_
+            clip_grad_norm_(params, 0.5)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, 0.5)
+        grads.append([p.grad.clone() for p in params])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_clipped_fraction_and_errors():
+    assert D.clipped_fraction([0.5, 1.5, 2.0, 1.0], 1.0) == 0.5
+    with pytest.raises(ValueError, match="Invalid mode"):
+        D.clip_run("layerwise")
+    with pytest.raises(ValueError, match="Invalid tau"):
+        D.clip_run("global", tau=0.0)
+
+
+def test_grad_scaler_norms():
+    norms = D.scaled_grad_norms(seed=0, init_scale=1024.0)
+    assert norms["scale"] == 1024.0
+    assert norms["scaled"] == pytest.approx(1024.0 * norms["fp32"], rel=1e-5)
+    assert norms["unscaled"] == pytest.approx(norms["fp32"], rel=1e-5)
+
+
+# --- 7.5 -------------------------------------------------------------------------------
+
+def history(train, val, diverged=False):
+    train, val = np.asarray(train, float), np.asarray(val, float)
+    steps = np.arange(1, len(val) + 1) * 10
+    return History(train, np.zeros(len(train)), np.ones(len(train)), steps, val,
+                   np.zeros(len(val)), diverged)
+
+
+def test_diagnose_rules():
+    falling = np.linspace(1.4, 0.5, 100)
+    smooth_val = np.linspace(1.3, 0.6, 10)
+    assert G.diagnose(history(falling, smooth_val), 1.4) == "healthy"
+    assert G.diagnose(history(falling[:30], smooth_val, diverged=True), 1.4) == "NaN/inf loss"
+    assert G.diagnose(history(np.full(100, 1.35), np.full(10, 1.35)), 1.4) == "plateau"
+    rising_val = np.r_[np.linspace(1.3, 0.8, 5), np.linspace(0.85, 1.2, 5)]
+    assert G.diagnose(history(np.linspace(1.4, 0.05, 100), rising_val), 1.4) == "overfitting"
+    jumpy_val = np.r_[np.linspace(1.3, 0.8, 5), [0.6, 0.8, 0.55, 0.78, 0.58]]
+    assert G.diagnose(history(falling, jumpy_val), 1.4) == "oscillation"
+    with pytest.raises(ValueError, match="Invalid history"):
+        G.diagnose(history(falling[:5], smooth_val), 1.4)
+
+
+def test_runs_show_the_provoked_symptoms():
+    too_high = G.run_setting(G.Setting(lr=3.0, steps=80), seed=0)
+    assert too_high.history.diverged and too_high.symptom == "NaN/inf loss"
+    too_low = G.run_setting(G.Setting(lr=1e-3, steps=60), seed=0)
+    assert too_low.symptom == "plateau"
+    assert len(too_low.update_ratio) == 60
+    assert abs(too_low.init_loss / math.log(4) - 1) < 0.05
+    # the update ratio of SGD at rate 1e-3 is tiny; at 0.05 it is tens of times larger
+    good = G.run_setting(G.Setting(lr=0.05, steps=60), seed=0)
+    assert np.median(good.update_ratio) > 20 * np.median(too_low.update_ratio)
+    with pytest.raises(ValueError, match="Invalid optimizer"):
+        G.run_setting(G.Setting(optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="Invalid weight_decay"):
+        G.run_setting(G.Setting(weight_decay=0.1))
+
+
+def test_nan_is_located():
+    loss, name, message = G.first_nonfinite_gradient()
+    assert math.isfinite(loss) and name == "0.weight" and "non-finite gradient" in message
+    assert "PowBackward0" in G.anomaly_report()
+
+
+def test_symptom_grid_layout():
+    grid = G.symptom_grid(lrs=(0.05,), taus=(None, 1.0), warmups=(0,), seeds=(0, 1), steps=12)
+    assert set(grid) == {(0.05, None, 0), (0.05, 1.0, 0)}
+    for cell in grid.values():
+        assert cell["loss"].shape == (2, 12) and len(cell["symptoms"]) == 2
