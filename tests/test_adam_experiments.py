@@ -182,3 +182,62 @@ def test_grid_helpers():
     assert A.best_wd_per_lr(losses, [0.1, 1.0, 10.0]) == [0.1, 1.0]
     assert A.cells_within(losses, 0.1) == 2          # <= 0.99: 0.9 and 0.95
     assert A.cells_within(losses, 0.2) == 4          # <= 1.08
+
+
+# --- several seeds in one run ---------------------------------------------------------------
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("kind,cls,wd", [("adam_l2", torch.optim.Adam, 1e-2),
+                                          ("adamw", torch.optim.AdamW, 0.5)])
+def test_train_seeds_equals_separate_torch_optim_runs(kind, cls, wd, shared):
+    # each copy of the stacked run is the torch.optim run of its own seed and data set
+    torch.set_num_threads(1)
+    seeds = (2, 5)
+    datasets = [teacher_classification(n_train=128, n_val=256, dim=20, classes=4,
+                                       label_noise=0.2, seed=s) for s in seeds]
+    ours = optbook.torch.Adam if kind == "adam_l2" else optbook.torch.AdamW
+    runs = A.train_seeds(lambda p: ours(p, lr=3e-3, weight_decay=wd), datasets, seeds,
+                         steps=40, batch_size=32, hidden=16,
+                         shared=shared, record_every=20)
+    for s, (seed, data) in enumerate(zip(seeds, datasets)):
+        val_loss, norm = _torch_cell(cls, 3e-3, wd, data, 40, 32, 16, seed)
+        assert runs.final_val_loss[s] == pytest.approx(val_loss, rel=1e-4)
+        assert runs.weight_norms[s, -1] == pytest.approx(norm, rel=1e-4)
+    assert list(runs.norm_steps) == [0, 20, 40]
+
+
+def test_train_seeds_records_update_norms_of_the_recorded_step():
+    # record_every=1 with plain SGD: ||update|| = lr ||grad||, and norms follow the updates
+    seeds = (0,)
+    data = [teacher_classification(n_train=64, n_val=64, dim=20, classes=4, seed=0)]
+    runs = A.train_seeds(lambda p: torch.optim.SGD(p, lr=0.0), data, seeds, steps=3,
+                         batch_size=16, hidden=8, record_every=1)
+    np.testing.assert_allclose(runs.update_norms, 0.0)                 # lr 0: nothing moves
+    model = mlp(20, 4, hidden=8, depth=2, seed=0)
+    expected = [float(p.detach().norm()) for p in model.parameters()]
+    np.testing.assert_allclose(runs.layer_norms[0, 0], expected, rtol=1e-6)
+    assert runs.names == [n for n, _ in model.named_parameters()]
+
+
+def test_train_seeds_rejects_mismatched_datasets():
+    data = teacher_classification(n_train=64, n_val=64, seed=0)
+    with pytest.raises(ValueError, match="Invalid datasets"):
+        A.train_seeds(lambda p: torch.optim.SGD(p, lr=0.1), [data], (0, 1), steps=2,
+                      batch_size=16)
+
+
+def test_seed_grid_cell_equals_train_cell_per_seed():
+    torch.set_num_threads(1)
+    grid = A.lr_wd_grid_seeds([3e-3], [0.1], seeds=(0, 1), n_train=64, steps=20,
+                              batch_size=16, hidden=8, record_every=20)
+    for kind in A.KINDS:
+        assert grid.val_loss[kind].shape == (2, 1, 1)
+        for s in (0, 1):
+            cell = A.train_cell(kind, 3e-3, 0.1, A.grid_data(n_train=64, seed=s), steps=20,
+                                batch_size=16, hidden=8, record_every=20, seed=s)
+            assert grid.val_loss[kind][s, 0, 0] == pytest.approx(cell.final_val_loss, rel=1e-4)
+
+
+def test_decay_steps_is_one_over_lr_wd():
+    np.testing.assert_allclose(A.decay_steps([1e-2, 1e-3], [1.0, 10.0]),
+                               [[100.0, 10.0], [1000.0, 100.0]])

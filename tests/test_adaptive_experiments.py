@@ -257,7 +257,7 @@ def test_sparse_validation():
         A.make_sparse_regression((0.5, 0.1), true_w=(1.0,))
     data = A.make_sparse_regression((0.5,), n_examples=10, replicas=1)
     with pytest.raises(ValueError, match="Invalid optimizer"):
-        A.train_sparse(data, "adam", 0.1)
+        A.train_sparse(data, "lamb", 0.1)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         A.train_sparse(data, "adagrad", -0.1)
 

@@ -236,3 +236,82 @@ def test_tuning_picks_lowest_finite_validation_loss(monkeypatch):
     assert best.final_val_loss == min(r.final_val_loss for r in finite)
     with pytest.raises(ValueError, match="Invalid optimizer"):
         D.make_optimizer("adamax", [torch.zeros(1, requires_grad=True)], 0.1)
+
+
+# --- LAMB against Adam on several seeds ----------------------------------------------------
+
+def _hand_run(make, seed, steps, batch_size):
+    """A plain training loop on the common task (hand-written, independent of train_seeds)."""
+    data, model = D.task_data(seed), D.task_model(seed)
+    opt = make(model.parameters())
+    batches = epoch_batches(data.n_train, batch_size, torch.Generator().manual_seed(seed))
+    for _ in range(steps):
+        idx = next(batches)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
+        opt.step()
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(model(data.x_val), data.y_val))
+
+
+def test_batch_sweep_cells_equal_separate_runs():
+    torch.set_num_threads(1)
+    sweeps = {name: D.batch_sweep(name, batch_sizes=(512,), lrs=(1e-2,), epochs=2,
+                                  seeds=(0, 1)) for name in ("adam", "lamb")}
+    assert sweeps["lamb"].steps == (2 * 2048 // 512,)
+    for s in (0, 1):
+        assert sweeps["adam"].val_loss[0, 0, s] == pytest.approx(
+            _hand_run(lambda p: torch.optim.Adam(p, lr=1e-2), s, 8, 512), rel=1e-4)
+        # LAMB per copy: the trust ratio must see one seed's tensor, not the stack
+        assert sweeps["lamb"].val_loss[0, 0, s] == pytest.approx(
+            _hand_run(lambda p: otorch.LAMB(p, lr=1e-2), s, 8, 512), rel=1e-4)
+    with pytest.raises(ValueError, match="Invalid name"):
+        D.batch_sweep("sgd")
+
+
+def test_batch_sweep_best_uses_seed_mean_and_skips_divergence():
+    losses = np.array([[[1.0, 3.0], [1.5, 1.6], [np.nan, 0.1]]])      # 1 batch, 3 lrs, 2 seeds
+    sweep = D.BatchSweep("adam", (32,), (1, 2, 3), (0, 1), (10,), losses, losses)
+    assert list(sweep.best_lr_index()) == [1]                          # means 2.0, 1.55, inf
+    np.testing.assert_allclose(sweep.best(), [[1.5, 1.6]])
+
+
+def test_layer_step_ratio_is_one_over_lr_for_lamb():
+    torch.set_num_threads(1)
+    lamb = D.layer_step_ratios("lamb", 0.02, batch_size=256, steps=5, seeds=(0, 1))
+    np.testing.assert_allclose(lamb.ratio, 1 / 0.02, rtol=1e-4)   # |step| = eta ||theta||
+    adam = D.layer_step_ratios("adam", 0.02, batch_size=256, steps=5, seeds=(0,))
+    assert adam.ratio.shape == (1, 5, 6)
+    # Adam's first step moves every entry by eta: ||step|| = eta sqrt(n), ratio ||theta||/(eta sqrt n)
+    model = D.task_model(0)
+    expected = [float(p.detach().norm()) / (0.02 * math.sqrt(p.numel())) for p in model.parameters()]
+    np.testing.assert_allclose(adam.ratio[0, 0], expected, rtol=1e-3)
+
+
+# --- Sophia near a saddle ------------------------------------------------------------------
+
+def test_saddle_landscape_derivatives():
+    land = D.saddle_landscape()
+    p, h = np.array([0.7, -0.3]), 1e-6
+    fd = [(land.value(p + h * e) - land.value(p - h * e)) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(land.grad(p), fd, rtol=1e-6)
+    np.testing.assert_allclose(land.hessian_diag(p), [1.0, 3 * 0.09 - 1.0])
+    assert land.value(np.array([0.0, 1.0])) == pytest.approx(land.min_value)
+    np.testing.assert_allclose(land.grad(np.zeros(2)), 0.0)
+
+
+def test_newton_goes_to_the_saddle_and_sophia_with_paper_denominator_does_not():
+    land = D.saddle_landscape()
+    newton = D.diagonal_newton_path(land, steps=10)
+    # one Newton step from (2, 0.1): x -> 0, y -> y - (y^3 - y)/(3y^2 - 1)
+    y = 0.1
+    np.testing.assert_allclose(newton[1], [0.0, y - (y ** 3 - y) / (3 * y * y - 1)])
+    np.testing.assert_allclose(newton[-1], [0.0, 0.0], atol=1e-12)
+    paper = D.sophia_landscape_run(land, lr=0.05, rho=0.5, steps=100, denominator="paper")
+    released = D.sophia_landscape_run(land, lr=0.05, rho=0.5, steps=100)
+    # negative curvature in y: max(rho h, eps) = eps clips the step to eta downhill ...
+    assert paper.clipped[0, 1] and paper.path[1, 1] == pytest.approx(0.1 + 0.05)
+    assert abs(paper.path[-1, 1] - 1.0) < 0.05
+    # ... while rho h + eps < 0 turns the step uphill, towards the saddle, unclipped
+    assert not released.clipped[0, 1] and released.path[1, 1] < 0.1
+    assert abs(released.path[-1, 1]) < 0.05

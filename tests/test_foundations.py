@@ -274,3 +274,35 @@ def test_set_seed_makes_global_generators_repeat():
     assert (np.random.rand(), torch.rand(1).item()) == a
     with pytest.raises(ValueError, match="Invalid seed"):
         set_seed(-1)
+
+
+# --- steps to tolerance and the forward signal (issue 11) -------------------------------------
+
+@pytest.mark.parametrize("kappa, tol", [(2.0, 1e-6), (10.0, 3e-5), (100.0, 1e-6), (1000.0, 1e-3)])
+def test_steps_to_tolerance_at_the_best_rate(kappa, tol):
+    # at eta* both directions shrink by exactly rho* = (kappa-1)/(kappa+1) per step,
+    # so ||e_t|| = rho*^t ||e_0|| whatever the start
+    rho = (kappa - 1) / (kappa + 1)
+    assert F.gd_steps_to_tolerance(kappa, tol=tol) == math.ceil(math.log(tol) / math.log(rho))
+
+
+def test_steps_to_tolerance_none_beyond_the_stability_limit():
+    assert F.gd_steps_to_tolerance(10.0, learning_rate=0.21, max_steps=2000) is None
+    with pytest.raises(ValueError, match="Invalid tol"):
+        F.gd_steps_to_tolerance(10.0, tol=1.5)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.5])
+def test_relu_forward_signal_scales_as_s_to_the_layer(scale):
+    # ReLU is positively homogeneous: W -> sW multiplies h_l by s^l exactly
+    base = F.forward_activation_norms(depth=12, width=64, activation="relu", init="he",
+                                      scale=1.0, seed=3)
+    scaled = F.forward_activation_norms(depth=12, width=64, activation="relu", init="he",
+                                        scale=scale, seed=3)
+    np.testing.assert_allclose(scaled, base * scale ** np.arange(13), rtol=1e-12)
+
+
+def test_tanh_forward_signal_is_bounded():
+    norms = F.forward_activation_norms(depth=24, width=128, activation="tanh", init="xavier",
+                                       scale=4.0, batch_size=64, seed=0)
+    assert np.all(norms[1:] <= math.sqrt(64 * 128))     # every entry of h_l lies in (-1, 1)

@@ -36,11 +36,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as nn_functional
 
 from ..adam import scale_by_adam
 from ..base import apply_updates, check_number
 from ..optimizers import adam, adamw
-from .training import Dataset, evaluate, mlp, teacher_classification, train
+from .training import Dataset, epoch_batches, evaluate, mlp, teacher_classification, train
 
 __all__ = [
     # 5.1
@@ -53,6 +54,8 @@ __all__ = [
     "KINDS", "make_optimizer", "decay_probe", "l2_decay_formula", "noise_shrink",
     "mean_field_shrink_l2", "grid_data", "CellResult", "train_cell", "GridResult",
     "lr_wd_grid", "best_wd_per_lr", "cells_within",
+    # several seeds at once
+    "SeedRuns", "train_seeds", "SeedGridResult", "lr_wd_grid_seeds", "decay_steps",
 ]
 
 
@@ -452,3 +455,188 @@ def cells_within(val_loss: np.ndarray, fraction: float, reference: float | None 
     val_loss = np.asarray(val_loss)
     best = np.nanmin(val_loss) if reference is None else reference
     return int((val_loss <= (1 + fraction) * best).sum())
+
+
+# --- several seeds in one run ------------------------------------------------------------
+
+@dataclass
+class SeedRuns:
+    """One training setting run on several seeds at once (index ``s`` = ``seeds[s]``)."""
+
+    seeds: tuple
+    final_val_loss: np.ndarray       # (seeds,)
+    final_train_loss: np.ndarray     # (seeds,) full training set (noisy labels)
+    norm_steps: np.ndarray           # steps at which the norms were recorded (0 = init)
+    weight_norms: np.ndarray         # (seeds, len(norm_steps)) global L2 norm per seed
+    layer_norms: np.ndarray          # (seeds, len(norm_steps), tensors) ||theta|| per tensor
+    update_norms: np.ndarray         # (seeds, len(norm_steps) - 1, tensors) ||Δθ|| of that step
+    names: list                      # tensor names, as in ``mlp(...).named_parameters()``
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return ~np.isfinite(self.final_val_loss)
+
+
+class _StackedMLP:
+    """``len(seeds)`` copies of ``training.mlp`` evaluated together with batched matmuls.
+
+    Copy ``s`` starts from exactly the weights of ``mlp(..., seed=seeds[s])``.
+    With ``shared=True`` every layer's weights of all copies are one leaf tensor
+    (stacked along dim 0): correct only for optimizers that act element by
+    element (SGD, Adam, AdamW, Lion), and the cheapest. With ``shared=False``
+    each copy keeps its own leaf tensors and they are stacked inside the
+    forward pass, so per-tensor rules (LAMB's trust ratio, Adafactor's
+    factored moments) see one copy's tensor, exactly as in separate runs.
+    """
+
+    def __init__(self, in_dim, out_dim, hidden, depth, seeds, shared):
+        models = [mlp(in_dim, out_dim, hidden=hidden, depth=depth, seed=s) for s in seeds]
+        self.names = [n for n, _ in models[0].named_parameters()]
+        self.shared = shared
+        # per copy, per tensor: weights stored as (in, out) so that x @ W works
+        per_copy = [[p.detach().T.clone() if p.ndim == 2 else p.detach().clone()[None, :]
+                     for _, p in m.named_parameters()] for m in models]
+        if shared:
+            self.leaves = [torch.stack([c[j] for c in per_copy]).requires_grad_()
+                           for j in range(len(self.names))]
+        else:
+            self.copies = [[t.requires_grad_() for t in c] for c in per_copy]
+            self.leaves = [t for c in self.copies for t in c]
+
+    def tensors(self):
+        """Per tensor, the stacked (copies, ...) view used by the forward pass."""
+        if self.shared:
+            return self.leaves
+        return [torch.stack([c[j] for c in self.copies]) for j in range(len(self.names))]
+
+    def forward(self, x):                         # x: (copies, batch, in)
+        tensors = self.tensors()
+        h = x
+        for layer in range(0, len(tensors), 2):
+            h = torch.baddbmm(tensors[layer + 1], h, tensors[layer])
+            if layer + 2 < len(tensors):
+                h = torch.relu(h)
+        return h
+
+    @torch.no_grad()
+    def tensor_norms(self) -> np.ndarray:         # (copies, tensors)
+        return np.array([[float(t[s].norm()) for t in self.tensors()]
+                         for s in range(len(self.tensors()[0]))])
+
+    @torch.no_grad()
+    def snapshot(self):
+        return [t.detach().clone() for t in self.tensors()]
+
+
+def _stacked_loss(logits, y):
+    """Sum over copies of each copy's mean cross-entropy: copy s's gradient is its own."""
+    return nn_functional.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1).sum()
+
+
+def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int], *,
+                steps: int, batch_size: int, hidden: int = 32, depth: int = 2,
+                shared: bool = True, record_every: int = 10) -> SeedRuns:
+    """Train one ``mlp(hidden, depth)`` per seed, all in one loop; ``make_optimizer(params)``.
+
+    Copy ``s`` trains on ``datasets[s]`` from the initial weights of
+    ``mlp(..., seed=seeds[s])`` with the minibatch order of
+    ``training.train(..., seed=seeds[s])``: the same run as :func:`train_cell`
+    with that seed, done for all seeds with batched matrix products (see
+    :class:`_StackedMLP` for when ``shared=True`` is allowed). Records the
+    global and per-tensor weight norms and the norm of each tensor's update
+    every ``record_every`` steps.
+    """
+    seeds = tuple(_check_int("seed", s, 0) for s in seeds)
+    if len(seeds) < 1 or len(datasets) != len(seeds):
+        raise ValueError(f"Invalid datasets: {len(datasets)} for {len(seeds)} seeds "
+                         "(need one per seed, at least one)")
+    steps = _check_int("steps", steps, 1)
+    record_every = _check_int("record_every", record_every, 1)
+    first = datasets[0]
+    net = _StackedMLP(first.x_train.shape[1], first.classes, hidden, depth, seeds, shared)
+    optimizer = make_optimizer(net.leaves)
+    x_train = torch.stack([d.x_train for d in datasets])
+    y_train = torch.stack([d.y_train for d in datasets])
+    batches = [epoch_batches(d.n_train, batch_size, torch.Generator().manual_seed(s))
+               for d, s in zip(datasets, seeds)]
+    rows = torch.arange(len(seeds))[:, None]
+    norm_steps, layer_norms, update_norms = [0], [net.tensor_norms()], []
+    before = net.snapshot()
+    for t in range(steps):
+        idx = torch.stack([next(b) for b in batches])
+        optimizer.zero_grad()
+        loss = _stacked_loss(net.forward(x_train[rows, idx]), y_train[rows, idx])
+        if not torch.isfinite(loss):
+            break
+        loss.backward()
+        optimizer.step()
+        if (t + 1) % record_every == 0:
+            after = net.snapshot()
+            norm_steps.append(t + 1)
+            layer_norms.append(net.tensor_norms())
+            update_norms.append(np.array([[float((a[s] - b[s]).norm()) for a, b in
+                                           zip(after, before)] for s in range(len(seeds))]))
+        if (t + 2) % record_every == 0:      # the next step is recorded: keep its start
+            before = net.snapshot()
+    with torch.no_grad():
+        def losses(x, y):
+            out = nn_functional.cross_entropy(net.forward(x).transpose(1, 2), y,
+                                              reduction="none").mean(1)
+            return out.numpy().astype(np.float64)
+        val = losses(torch.stack([d.x_val for d in datasets]),
+                     torch.stack([d.y_val for d in datasets]))
+        train_loss = losses(x_train, y_train)
+    layer = np.stack(layer_norms, axis=1)                       # (seeds, records, tensors)
+    updates = (np.stack(update_norms, axis=1) if update_norms
+               else np.zeros((len(seeds), 0, len(net.names))))
+    return SeedRuns(seeds, val, train_loss, np.array(norm_steps),
+                    np.sqrt((layer ** 2).sum(axis=2)), layer, updates, net.names)
+
+
+@dataclass
+class SeedGridResult:
+    """``val_loss[kind]`` has shape ``(seeds, len(lrs), len(wds))``; ``runs[kind][i][j]``."""
+
+    lrs: tuple
+    wds: tuple
+    seeds: tuple
+    val_loss: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)
+
+
+def lr_wd_grid_seeds(lrs: Sequence[float], wds: Sequence[float], seeds: Sequence[int] = (0, 1, 2),
+                     kinds: Sequence[str] = KINDS, *, n_train: int = 256,
+                     label_noise: float = 0.2, steps: int = 200, batch_size: int = 32,
+                     hidden: int = 32, record_every: int = 10) -> SeedGridResult:
+    """The learning-rate x weight-decay grid, every cell on every seed.
+
+    Seed ``s`` draws its own data (``grid_data(seed=s)``), initial weights and
+    batch order; each cell is :func:`train_cell` (``optbook.torch.Adam`` with
+    L2 or ``optbook.torch.AdamW``, every parameter decayed) for each seed.
+    """
+    from ..torch import Adam, AdamW
+
+    seeds = tuple(seeds)
+    if len(seeds) < 1:
+        raise ValueError("Invalid seeds: () (need at least one)")
+    datasets = [grid_data(n_train, label_noise, seed=s) for s in seeds]
+    result = SeedGridResult(tuple(lrs), tuple(wds), seeds)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"Invalid kind: {kind!r} (choose from {', '.join(KINDS)})")
+        cls = Adam if kind == "adam_l2" else AdamW
+        runs = [[train_seeds(lambda p, lr=lr, wd=wd: cls(p, lr=lr, weight_decay=wd), datasets,
+                             seeds, steps=steps, batch_size=batch_size, hidden=hidden,
+                             record_every=record_every) for wd in wds] for lr in lrs]
+        result.runs[kind] = runs
+        result.val_loss[kind] = np.stack([np.array([[r.final_val_loss[s] for r in row]
+                                                    for row in runs])
+                                          for s in range(len(seeds))])
+    return result
+
+
+def decay_steps(lrs: Sequence[float], wds: Sequence[float]) -> np.ndarray:
+    r"""AdamW's decay time :math:`1/(\eta\lambda)` in steps, shape ``(len(lrs), len(wds))``:
+    with no loss gradient a weight shrinks by :math:`e^{-1}` in about that many steps."""
+    lrs, wds = np.asarray(lrs, dtype=np.float64), np.asarray(wds, dtype=np.float64)
+    return 1.0 / np.outer(lrs, wds)

@@ -25,8 +25,15 @@ Sections:
   regression whose features fire with very different frequencies;
 * 4.2 -- RMSprop's moving average; :math:`\epsilon` inside vs. outside the
   root, against ``torch.optim.RMSprop``; the size of RMSprop's first step;
-* 4.3 -- steps to a tolerance on axis-aligned and rotated quadratics;
-  an explorer widget for RMSprop's :math:`\beta` and :math:`\eta`.
+* 4.2 -- the first step of a rare feature after a gap (AdaGrad, RMSprop,
+  Adam) and RMSprop/Adam on the sparse regression, each with its own sweep;
+* 4.3 -- steps to a tolerance on axis-aligned and rotated quadratics, every
+  method at the best rate of the same sweep, from several starts; RMSprop's
+  2-cycle :math:`|\theta_i| = \eta/2`; an explorer widget for RMSprop's
+  :math:`\beta` and :math:`\eta`; long runs (RMSprop's moving average forgets,
+  AMSGrad's maximum does not) and Reddi, Kale & Kumar's (2018) counterexample;
+* 4.4 -- a small network trained by SGD, AdaGrad, RMSprop and Adam, each with
+  its own learning-rate sweep and three seeds.
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..adam import scale_by_adam
 from ..adaptive import scale_by_adagrad, scale_by_rms
 from ..base import (GradientTransformation, apply_updates, chain, check_number,
                     scale_by_learning_rate)
@@ -57,6 +65,13 @@ __all__ = [
     # 4.3 anisotropic landscapes
     "ADAPTIVE_OPTIMIZERS", "make_optimizer", "anisotropy_runs", "steps_to_tolerance",
     "rmsprop_explorer",
+    # 4.3 long runs, tuned comparison, Reddi et al.'s counterexample
+    "quadratic_hessian", "random_starts", "quadratic_runs", "rattle_theory",
+    "quadratic_sweep", "tuned_steps_to_tolerance", "reddi_gradient", "reddi_run",
+    # 4.1 sparse features: the step after a gap, tuned sweeps
+    "reactivation_step", "reactivation_theory", "sparse_sweep", "grouped_rms_error",
+    # 4.4 a network
+    "NETWORK_OPTIMIZERS", "network_optimizer", "NetworkSweep", "network_sweep",
 ]
 
 
@@ -271,15 +286,20 @@ class SparseRun:
             :math:`\eta/(\sqrt{G_T}+\epsilon)` (:math:`\eta` for SGD).
         rate_history: ``(n, d)`` the same rate after each step, for replica 0
             (``NaN`` while a feature has had no non-zero gradient yet).
+        max_step: ``(replicas, d)`` the largest single ``|Δw_j|`` of the pass.
+
+    For Adam the "rate" is :math:`\eta/(\sqrt{v}+\epsilon)` without bias
+    correction or momentum: a scale, not the factor a gradient is multiplied by.
     """
 
     weights: np.ndarray
     accumulators: Optional[np.ndarray]
     effective_rates: np.ndarray
     rate_history: np.ndarray
+    max_step: Optional[np.ndarray] = None
 
 
-_ACCUMULATOR_KEYS = {"adagrad": "sum_of_squares", "rmsprop": "square_avg"}
+_ACCUMULATOR_KEYS = {"adagrad": "sum_of_squares", "rmsprop": "square_avg", "adam": "nu"}
 
 
 def _build(name: str, learning_rate: float, decay: float, eps: Optional[float]):
@@ -291,7 +311,11 @@ def _build(name: str, learning_rate: float, decay: float, eps: Optional[float]):
     if name == "rmsprop":
         eps = 1e-8 if eps is None else eps
         return chain(scale_by_rms(decay, eps), scale_by_learning_rate(learning_rate)), eps
-    raise ValueError(f"Invalid optimizer: {name!r} (choose 'sgd', 'adagrad' or 'rmsprop')")
+    if name == "adam":
+        eps = 1e-8 if eps is None else eps
+        return chain(scale_by_adam(0.9, decay, eps), scale_by_learning_rate(learning_rate)), eps
+    raise ValueError(
+        f"Invalid optimizer: {name!r} (choose 'sgd', 'adagrad', 'rmsprop' or 'adam')")
 
 
 def train_sparse(data: SparseData, optimizer: str, learning_rate: float, decay: float = 0.99,
@@ -310,11 +334,13 @@ def train_sparse(data: SparseData, optimizer: str, learning_rate: float, decay: 
     w = np.zeros((replicas, d))
     state = transform.init(w)
     history = np.full((n, d), float(learning_rate))
+    max_step = np.zeros((replicas, d))
     for i in range(n):
         x = data.x[:, i]
         residual = np.einsum("rd,rd->r", x, w) - data.y[:, i]
         updates, state = transform.update(residual[:, None] * x, state, w)
         w = apply_updates(w, updates)
+        max_step = np.maximum(max_step, np.abs(updates))
         if optimizer != "sgd":
             acc0 = state[0][_ACCUMULATOR_KEYS[optimizer]][0]
             with np.errstate(divide="ignore"):
@@ -322,10 +348,12 @@ def train_sparse(data: SparseData, optimizer: str, learning_rate: float, decay: 
                 history[i] = np.where(acc0 > 0, learning_rate / (np.sqrt(acc0) + eps), np.nan)
     if optimizer == "sgd":
         return SparseRun(weights=w, accumulators=None,
-                         effective_rates=np.full_like(w, learning_rate), rate_history=history)
+                         effective_rates=np.full_like(w, learning_rate), rate_history=history,
+                         max_step=max_step)
     acc = state[0][_ACCUMULATOR_KEYS[optimizer]]
     return SparseRun(weights=w, accumulators=acc,
-                     effective_rates=learning_rate / (np.sqrt(acc) + eps), rate_history=history)
+                     effective_rates=learning_rate / (np.sqrt(acc) + eps), rate_history=history,
+                     max_step=max_step)
 
 
 def per_feature_rms_error(run: SparseRun, data: SparseData) -> np.ndarray:
@@ -423,3 +451,333 @@ def rmsprop_explorer(kappa: float = 20.0, angle: float = 0.0, steps: int = 60,
         make, grid={"lr": list(lrs), "decay": list(decays)}, landscape=land,
         defaults={"lr": 0.1, "decay": 0.9} if 0.1 in lrs and 0.9 in decays else None,
         labels={"lr": "η", "decay": "β"}, title="η = {lr:g}, β = {decay:g}", steps=steps)
+
+
+# --- 4.3 long runs: what a constant learning rate does after the first 150 steps ----------
+
+def quadratic_hessian(kappa: float, angle: float = 0.0) -> np.ndarray:
+    r"""The Hessian :math:`H = R\,\mathrm{diag}(1, \kappa)\,R^\top` of ``landscapes.quadratic(kappa, angle)``
+    (:math:`R` the rotation by ``angle``), so :math:`f = \tfrac12\theta^\top H\theta`, :math:`\nabla f = H\theta`."""
+    check_number("kappa", kappa, low=1.0)
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    return rot @ np.diag([1.0, float(kappa)]) @ rot.T
+
+
+def random_starts(n: int, seed: int = 0, radius: float = math.sqrt(7.25)) -> np.ndarray:
+    r"""``n`` starting points on the circle of ``radius`` about the minimum (default: the
+    distance of ``quadratic``'s own start :math:`(-2.5, 1)`), at uniformly random angles.
+
+    Seed ``s`` draws the angles; the same seed gives the same starts for every
+    optimizer, so a comparison differs only in the optimizer.
+    """
+    n = _check_int("n", n, 1)
+    angles = np.random.default_rng(_check_int("seed", seed, 0)).uniform(0, 2 * math.pi, n)
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def quadratic_runs(optimizer: GradientTransformation, kappa: float, angle: float,
+                   starts, steps: int) -> np.ndarray:
+    r"""Run ``optimizer`` from every row of ``starts`` (shape ``(n, 2)``) on
+    ``quadratic(kappa, angle)`` at once; return :math:`f(\theta_t)`, shape ``(n, steps + 1)``.
+
+    optbook's transformations act element by element, so one ``(n, 2)`` array
+    carries ``n`` independent runs (a run that leaves every bound is recorded
+    as ``inf``, never stopped: the point is to see what happens later).
+    """
+    steps = _check_int("steps", steps, 1)
+    hessian = quadratic_hessian(kappa, angle)
+    theta = np.array(starts, dtype=np.float64)
+    if theta.ndim != 2 or theta.shape[1] != 2:
+        raise ValueError(f"Invalid starts: shape {theta.shape} (expected (n, 2))")
+    state = optimizer.init(theta)
+    values = np.empty((theta.shape[0], steps + 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps + 1):
+            grad = theta @ hessian
+            values[:, t] = 0.5 * np.einsum("ni,ni->n", theta, grad)
+            if t < steps:
+                updates, state = optimizer.update(grad, state, theta)
+                theta = apply_updates(theta, updates)
+    return np.where(np.isfinite(values), values, np.inf)
+
+
+def rattle_theory(learning_rate: float, kappa: float) -> tuple[float, float]:
+    r"""RMSprop's end state on the axis-aligned ``quadratic(kappa)`` with a constant :math:`\eta`
+    (:math:`\epsilon \to 0`): the 2-cycle :math:`\theta_i = \pm\eta/2` in every coordinate.
+
+    In a 2-cycle :math:`\theta_i \to -\theta_i` the gradient :math:`\pm\lambda_i a` has a
+    constant square, so :math:`v_i \to \lambda_i^2 a^2` whatever :math:`\beta` is, and the
+    step :math:`\eta\,g_i/\sqrt{v_i} = \eta` must equal the jump :math:`2a`: :math:`a = \eta/2`.
+    The amplitude does not depend on :math:`\lambda_i` (or :math:`\beta`); the loss
+    :math:`\tfrac12\sum_i\lambda_i a^2 = \eta^2(1+\kappa)/8` does.  Returns
+    ``(amplitude, loss)``.
+    """
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    check_number("kappa", kappa, low=1.0)
+    return learning_rate / 2.0, learning_rate ** 2 * (1.0 + kappa) / 8.0
+
+
+# --- 4.3 a tuned comparison: every method gets its own learning-rate sweep ---------------
+
+def _direction(name: str, decay: float) -> GradientTransformation:
+    """optbook's optimizer ``name`` without its learning rate (``optbook.<name>(lr)`` is this
+    chained with ``scale_by_learning_rate(lr)``)."""
+    if name == "sgd":
+        return chain()
+    if name == "adagrad":
+        return scale_by_adagrad(1e-10)
+    if name == "rmsprop":
+        return scale_by_rms(decay, 1e-8)
+    raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(ADAPTIVE_OPTIMIZERS)})")
+
+
+def quadratic_sweep(name: str, lrs: Sequence[float], kappa: float, angle: float, starts,
+                    steps: int, decay: float = 0.9) -> np.ndarray:
+    r"""``make_optimizer(name, lr, decay)`` from every start at every rate of ``lrs`` in one
+    batch: :math:`f(\theta_t)` with shape ``(len(lrs), len(starts), steps + 1)``.
+
+    Same arithmetic as :func:`quadratic_runs` with one optimizer per rate: the
+    direction is computed once for the whole batch and row ``r`` is scaled by
+    its own :math:`-\eta_r`.
+    """
+    steps = _check_int("steps", steps, 1)
+    starts = np.asarray(starts, dtype=np.float64)
+    rates = np.array([check_number("learning rate", lr, low_inclusive=False) for lr in lrs])
+    hessian = quadratic_hessian(kappa, angle)
+    theta = np.tile(starts, (rates.size, 1))
+    row_rate = np.repeat(rates, starts.shape[0])[:, None]
+    direction = _direction(name, decay)
+    state = direction.init(theta)
+    values = np.empty((theta.shape[0], steps + 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps + 1):
+            grad = theta @ hessian
+            values[:, t] = 0.5 * np.einsum("ni,ni->n", theta, grad)
+            if t < steps:
+                d, state = direction.update(grad, state, theta)
+                theta = theta - row_rate * d
+    values = np.where(np.isfinite(values), values, np.inf)
+    return values.reshape(rates.size, starts.shape[0], steps + 1)
+
+
+def tuned_steps_to_tolerance(name: str, kappa: float, angle: float, lrs: Sequence[float],
+                             starts, steps: int = 1000, tol: float = 1e-4,
+                             decay: float = 0.9) -> tuple[Optional[float], np.ndarray]:
+    r"""Steps until :math:`f` is below ``tol`` *for good* (every later step of the ``steps``
+    too) for ``name`` at its best learning rate in ``lrs``.
+
+    "For good", not "first": a method that rattles passes close to the minimum
+    by chance (RMSprop with a huge :math:`\eta` does, within a few steps).
+
+    Every rate of ``lrs`` runs from every start; a rate's score is its *worst*
+    count over the starts (a run that never gets there counts as
+    ``steps + 1``), and the best rate is the one with the smallest score
+    (ties: the first in ``lrs``).  Returns ``(best_lr, counts)``, ``counts``
+    the per-start steps at that rate; ``(None, counts of steps + 1)`` when no
+    rate gets there from every start within ``steps``.
+    """
+    values = quadratic_sweep(name, lrs, kappa, angle, starts, steps, decay)
+    above = values >= check_number("tol", tol, low_inclusive=False)
+    # the step after the last one above tol: from there on f stays below it
+    first_below_for_good = steps - np.argmax(above[..., ::-1], axis=2) + 1
+    counts = np.where(above[..., -1], steps + 1,
+                      np.where(above.any(axis=2), first_below_for_good, 0))
+    worst = counts.max(axis=1)
+    best = int(np.argmin(worst))
+    if worst[best] > steps:
+        return None, counts[best]
+    return float(list(lrs)[best]), counts[best]
+
+
+# --- 4.3 Reddi, Kale & Kumar (2018): Adam can go the wrong way -----------------------------
+
+def reddi_gradient(t, large: float = 1010.0, small: float = -10.0, period: int = 101):
+    r"""The gradient of Reddi et al.'s online linear losses :math:`f_t(x) = g_t x`:
+    :math:`g_t =` ``large`` when :math:`t \bmod` ``period`` :math:`= 0`, else ``small``.
+
+    Over one period the gradients sum to ``large + (period - 1) * small``
+    (:math:`1010 - 1000 = 10 > 0`), so the best fixed point of :math:`[-1, 1]`
+    is :math:`x = -1`.
+    """
+    return np.where(np.asarray(t) % period == 0, large, small).astype(np.float64)
+
+
+def reddi_run(learning_rates: Sequence[float], amsgrad: bool, steps: int = 10000,
+              b1: float = 0.9, b2: float = 0.99, large: float = 1010.0, small: float = -10.0,
+              period: int = 101) -> np.ndarray:
+    r"""Adam (or AMSGrad) on Reddi et al.'s problem, projected on :math:`[-1, 1]`, one run per
+    rate :math:`\alpha` of ``learning_rates``.
+
+    The direction is ``optbook.scale_by_adam(b1, b2, amsgrad=amsgrad)``; step
+    :math:`t = 1, 2, \dots` is :math:`-\alpha/\sqrt t` times it, the decaying rate
+    of their analysis, and :math:`x` is then clipped to :math:`[-1, 1]` (in one
+    dimension the projection in their metric is this clip).  The runs share
+    nothing but the gradients (optbook's transformations act element by
+    element).  Returns the iterates :math:`x_1, \dots, x_T` from
+    :math:`x_0 = 0`, shape ``(len(learning_rates), steps)``.
+    """
+    steps = _check_int("steps", steps, 1)
+    period = _check_int("period", period, 2)
+    alphas = np.array([check_number("learning rate", lr, low_inclusive=False)
+                       for lr in learning_rates], dtype=np.float64)
+    direction = scale_by_adam(b1, b2, 1e-8, amsgrad)
+    grads = reddi_gradient(np.arange(steps), large, small, period)
+    x = np.zeros(alphas.size)
+    state = direction.init(x)
+    path = np.empty((alphas.size, steps))
+    for t in range(steps):
+        d, state = direction.update(np.full_like(x, grads[t]), state, x)
+        x = np.clip(x - alphas / math.sqrt(t + 1) * d, -1.0, 1.0)
+        path[:, t] = x
+    return path
+
+
+# --- 4.1 sparse features under RMSprop and Adam: the step after a gap -------------------------
+
+def reactivation_step(optimizer: GradientTransformation, warm: int, gap: int,
+                      grad: float = 1.0) -> float:
+    r"""``|Δθ|`` of the first step after a gap: ``warm`` steps of gradient ``grad``, then
+    ``gap`` steps of exactly zero (a feature absent from the examples), then ``grad`` once."""
+    warm, gap = _check_int("warm", warm, 0), _check_int("gap", gap, 0)
+    grads = [grad] * warm + [0.0] * gap + [grad]
+    params = np.zeros(1)
+    state = optimizer.init(params)
+    for g in grads:
+        updates, state = optimizer.update(np.array([float(g)]), state, params)
+    return float(abs(updates[0]))
+
+
+def reactivation_theory(kind: str, learning_rate: float, warm: int, gap: int,
+                        decay: float = 0.99, b1: float = 0.9, grad: float = 1.0,
+                        eps: float = 1e-8) -> float:
+    r"""Closed forms for :func:`reactivation_step` (``kind`` ``'adagrad'``, ``'rmsprop'``, ``'adam'``).
+
+    * AdaGrad: :math:`G = (W+1)g^2`, step :math:`\eta/\sqrt{W+1}` -- a gap changes nothing;
+    * RMSprop: :math:`v = \beta^{k+1}(1-\beta^W)g^2 + (1-\beta)g^2` after a gap of
+      :math:`k`, step :math:`\eta|g|/(\sqrt v+\epsilon) \to \eta/\sqrt{1-\beta}` as
+      :math:`k \to \infty`;
+    * Adam (``decay`` = :math:`\beta_2`): :math:`m = \beta_1^{k+1}(1-\beta_1^W)g + (1-\beta_1)g`
+      and :math:`v` as above, both divided by their bias corrections at
+      :math:`t = W+k+1`; the step tends to :math:`\eta(1-\beta_1)/\sqrt{1-\beta_2}`.
+    """
+    w, k, g = int(warm), int(gap), float(grad)
+    if kind == "adagrad":
+        return learning_rate * abs(g) / (math.sqrt((w + 1) * g * g) + eps)
+    v = decay ** (k + 1) * (1 - decay ** w) * g * g + (1 - decay) * g * g
+    if kind == "rmsprop":
+        return learning_rate * abs(g) / (math.sqrt(v) + eps)
+    if kind == "adam":
+        t = w + k + 1
+        m = b1 ** (k + 1) * (1 - b1 ** w) * g + (1 - b1) * g
+        return learning_rate * abs(m / (1 - b1 ** t)) / (math.sqrt(v / (1 - decay ** t)) + eps)
+    raise ValueError(f"Invalid kind: {kind!r} (choose 'adagrad', 'rmsprop' or 'adam')")
+
+
+def sparse_sweep(data: SparseData, optimizer: str, lrs: Sequence[float], decay: float = 0.99
+                 ) -> tuple[float, SparseRun, np.ndarray, np.ndarray]:
+    r"""Train ``optimizer`` at every rate of ``lrs``; keep the rate with the smallest RMS error
+    over all weights and data sets.
+
+    Returns ``(best_lr, run, per_set, scores)``: the run at that rate; for each
+    data set its RMS error over the ``d`` weights (the spread over data sets);
+    and the RMS error of every rate of ``lrs`` (``inf`` if it diverged), so a
+    reader can see that the best rate is not at an end of the sweep.
+    """
+    best, scores = None, []
+    for lr in lrs:
+        run = train_sparse(data, optimizer, lr, decay)
+        per_set = np.sqrt(((run.weights - data.true_w) ** 2).mean(axis=1))
+        score = float(np.sqrt(np.mean(per_set ** 2)))
+        scores.append(score if np.isfinite(score) else math.inf)
+        if np.isfinite(score) and (best is None or score < best[0]):
+            best = (score, float(lr), run, per_set)
+    if best is None:
+        raise ValueError(f"Invalid lrs: {list(lrs)} (every rate diverged)")
+    return best[1], best[2], best[3], np.array(scores)
+
+
+def grouped_rms_error(run: SparseRun, data: SparseData, groups: int) -> np.ndarray:
+    r"""Per-feature RMS error within each of ``groups`` disjoint, equal blocks of data sets,
+    shape ``(groups, d)``: independent repetitions of the experiment, for a spread."""
+    groups = _check_int("groups", groups, 1)
+    replicas = run.weights.shape[0]
+    if replicas % groups:
+        raise ValueError(f"Invalid groups: {groups} (must divide the {replicas} data sets)")
+    sq = ((run.weights - data.true_w) ** 2).reshape(groups, replicas // groups, -1)
+    return np.sqrt(sq.mean(axis=1))
+
+
+# --- 4.4 a network: SGD, AdaGrad, RMSprop and Adam, each at its own best rate ----------------
+
+NETWORK_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+
+
+def network_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``torch.optim``'s SGD, Adagrad, RMSprop (``alpha`` 0.99, its default) or Adam.
+
+    torch's own classes, for speed: ``optbook.torch``'s classes of the same names
+    match them to rounding (``tests/test_torch_classic.py``) but run a Python
+    chain per step, several times slower on these tiny layers.
+    """
+    classes = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+               "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
+    if name not in classes:
+        raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(classes)})")
+    return classes[name](params, lr=lr)
+
+
+@dataclass(frozen=True)
+class NetworkSweep:
+    """Final validation losses per optimizer, rate and seed, and the curves at each best rate.
+
+    Attributes:
+        lrs: ``{name: rates}`` each optimizer's own sweep.
+        seeds: the seeds (each draws the data, the initial weights and the batch order).
+        val_loss: ``{name: (len(rates), len(seeds))}``; ``inf`` where a run diverged.
+        best_lr: ``{name: rate}`` with the smallest mean over seeds.
+        eval_steps: steps at which the curves were measured.
+        curves: ``{name: (len(seeds), len(eval_steps))}`` validation loss at the best rate.
+    """
+
+    lrs: dict
+    seeds: tuple
+    val_loss: dict
+    best_lr: dict
+    eval_steps: np.ndarray
+    curves: dict
+
+
+def network_sweep(lrs: dict, seeds: Sequence[int] = (0, 1, 2), steps: int = 200,
+                  batch_size: int = 32, hidden: int = 32, eval_every: int = 25) -> NetworkSweep:
+    r"""A two-hidden-layer ReLU network on ``teacher_classification`` (1,024 training
+    examples, 10 % flipped labels), trained by each optimizer of ``lrs`` at each of its rates.
+
+    ``lrs`` maps an optimizer name to its own rates; give every optimizer as
+    many rates, and check that its best is not at an end of its sweep.
+    """
+    from .training import mlp, teacher_classification, train
+
+    steps = _check_int("steps", steps, 1)
+    seeds = tuple(_check_int("seed", s, 0) for s in seeds)
+    datasets = {s: teacher_classification(n_train=1024, n_val=1024, seed=s) for s in seeds}
+    val, best_lr, curves = {}, {}, {}
+    eval_steps = np.arange(eval_every, steps + 1, eval_every)
+    for name, rates in lrs.items():
+        rates = tuple(float(r) for r in rates)
+        table = np.full((len(rates), len(seeds)), np.inf)
+        paths = np.full((len(rates), len(seeds), eval_steps.size), np.inf)
+        for l_i, lr in enumerate(rates):
+            for s_i, seed in enumerate(seeds):
+                data = datasets[seed]
+                model = mlp(data.x_train.shape[1], data.classes, hidden=hidden, seed=seed)
+                hist = train(model, network_optimizer(name, model.parameters(), lr), data,
+                             steps=steps, batch_size=batch_size, eval_every=eval_every,
+                             seed=seed)
+                if not hist.diverged:
+                    table[l_i, s_i] = hist.final_val_loss
+                    paths[l_i, s_i, :len(hist.val_loss)] = hist.val_loss
+        best = int(np.argmin(table.mean(axis=1)))
+        val[name], best_lr[name], curves[name] = table, rates[best], paths[best]
+    return NetworkSweep({k: tuple(v) for k, v in lrs.items()}, seeds, val, best_lr,
+                        eval_steps, curves)

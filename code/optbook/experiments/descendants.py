@@ -54,10 +54,12 @@ __all__ = [
     "memory_after_one_step",
     # LAMB
     "TrustRatioRun", "lamb_trust_ratios", "BatchScalingResult", "batch_scaling_run",
+    "BATCH_OPTIMIZERS", "BatchSweep", "batch_sweep", "LayerStepRatios", "layer_step_ratios",
     # Lion
     "update_rms", "decay_factor",
     # Sophia
-    "SophiaPath", "sophia_landscape_run", "SophiaTaskRun", "sophia_clip_fraction_run",
+    "SophiaPath", "sophia_landscape_run", "saddle_landscape", "diagonal_newton_path",
+    "SophiaTaskRun", "sophia_clip_fraction_run",
     # comparison
     "OptimizerSpec", "COMPARISON", "make_optimizer", "RunResult", "comparison_run",
     "tune_learning_rate",
@@ -293,7 +295,9 @@ class SophiaPath:
     """Sophia on a 2-D landscape with the exact diagonal Hessian at every step.
 
     ``clipped[t, i]`` is True when coordinate ``i`` of step ``t + 1`` hit the
-    clip, :math:`|m_i| \\ge \\rho h_i`, and so moved by exactly :math:`\\eta`.
+    clip, :math:`|m_i| \\ge \\rho h_i + \\epsilon > 0` (or :math:`\\max(\\rho h_i, \\epsilon)`
+    with the paper's denominator), and so moved by exactly :math:`\\eta`; a negative
+    denominator is never a clip: the step then points uphill and is not bounded.
     ``step_size[t, i] = |\\theta_{t+1,i} - \\theta_{t,i}| / \\eta``.
     """
 
@@ -301,33 +305,41 @@ class SophiaPath:
     values: np.ndarray        # (steps + 1,)
     clipped: np.ndarray       # (steps, 2) bool
     step_size: np.ndarray     # (steps, 2)
+    momentum: np.ndarray      # (steps, 2) m_t after step t
 
 
 def sophia_landscape_run(landscape: Landscape, lr: float = 0.1, rho: float = 0.5,
-                         b1: float = 0.9, steps: int = 60, x0=None) -> SophiaPath:
+                         b1: float = 0.9, steps: int = 60, x0=None,
+                         denominator: str = "released") -> SophiaPath:
     r"""Run ``optbook.sophia(lr, b1, rho=rho, weight_decay=0)`` with ``hessian=`` every step.
 
     Each step passes the exact diagonal :math:`\operatorname{diag}\nabla^2 f(\theta_t)`
     (k = 1); :math:`\beta_2` only enters through the moving average of those.
     The path is the one :func:`optbook.landscapes.trajectory` with
     ``with_hessian=True`` computes; this loop also reads the state to report
-    which coordinates were clipped.
+    which coordinates were clipped and the momentum. ``denominator`` is
+    ``optbook.sophia``'s: ``"released"`` (:math:`\rho h + \epsilon`, the authors'
+    code) or ``"paper"`` (:math:`\max(\rho h, \epsilon)`).
     """
     steps = _check_int("steps", steps, 1)
-    optimizer = sophia(lr, b1=b1, rho=rho, weight_decay=0.0)
+    optimizer = sophia(lr, b1=b1, rho=rho, weight_decay=0.0, denominator=denominator)
     theta = np.array(landscape.x0 if x0 is None else x0, dtype=np.float64)
     state = optimizer.init(theta)
-    path, values, clipped, sizes = [theta], [float(landscape.value(theta))], [], []
+    path, values, clipped, sizes, moms = [theta], [float(landscape.value(theta))], [], [], []
     for _ in range(steps):
         updates, state = optimizer.update(landscape.grad(theta), state, theta,
                                           hessian=landscape.hessian_diag(theta))
         link = state[0]
-        clipped.append(np.abs(link["mu"]) >= rho * link["hessian"])
+        h = link["hessian"]
+        den = np.maximum(rho * h, 1e-15) if denominator == "paper" else rho * h + 1e-15
+        clipped.append((den > 0) & (np.abs(link["mu"]) >= den))
         sizes.append(np.abs(updates) / lr)
+        moms.append(np.array(link["mu"], dtype=np.float64))
         theta = apply_updates(theta, updates)
         path.append(theta)
         values.append(float(landscape.value(theta)))
-    return SophiaPath(np.array(path), np.array(values), np.array(clipped), np.array(sizes))
+    return SophiaPath(np.array(path), np.array(values), np.array(clipped), np.array(sizes),
+                      np.array(moms))
 
 
 @dataclass
@@ -434,8 +446,8 @@ COMPARISON: dict[str, OptimizerSpec] = {
         "Lion", lambda p, lr: otorch.Lion(p, lr=lr, weight_decay=0.5),
         (1e-4, 3e-4, 1e-3, 3e-3), "β = (0.9, 0.99), λ = 0.5"),
     "sophia": OptimizerSpec(
-        "Sophia", lambda p, lr: otorch.SophiaG(p, lr=lr, rho=0.04, weight_decay=0.05),
-        (3e-4, 1e-3, 3e-3, 1e-2), "ρ = 0.04, λ = 0.05, GNB every k = 10"),
+        "Sophia", lambda p, lr: otorch.SophiaG(p, lr=lr, rho=1.0, weight_decay=0.05),
+        (3e-4, 1e-3, 3e-3, 1e-2), "ρ = 1 (win-rate 10-50 %), λ = 0.05, GNB every k = 10"),
 }
 """The seven optimizers of the comparison, each with a small log-grid of learning rates."""
 
@@ -497,3 +509,152 @@ def tune_learning_rate(name: str, steps: int = 150, batch_size: int = 64,
         return math.inf if bad else run.final_val_loss
 
     return min(runs, key=score), runs
+
+
+# --- LAMB against Adam, each tuned per batch size, on several seeds ----------------------
+
+BATCH_OPTIMIZERS = {
+    "adam": lambda p, lr: otorch.Adam(p, lr=lr),
+    "lamb": lambda p, lr: otorch.LAMB(p, lr=lr),
+}
+"""The two optimizers of the batch-size sweep, at their defaults except for ``lr``."""
+
+_ELEMENTWISE = {"adam"}     # may share one stacked tensor across seeds (see adam.train_seeds)
+
+
+def _batch_make(name: str) -> Callable:
+    if name not in BATCH_OPTIMIZERS:
+        raise ValueError(f"Invalid name: {name!r} (choose from {', '.join(BATCH_OPTIMIZERS)})")
+    return BATCH_OPTIMIZERS[name]
+
+
+@dataclass
+class BatchSweep:
+    """``val_loss[b, i, s]``: batch ``batch_sizes[b]``, learning rate ``lrs[i]``,
+    seed ``seeds[s]``."""
+
+    name: str
+    batch_sizes: tuple
+    lrs: tuple
+    seeds: tuple
+    steps: tuple                      # steps per batch size (equal epochs)
+    val_loss: np.ndarray
+    train_loss: np.ndarray
+
+    def best_lr_index(self) -> np.ndarray:
+        """Per batch size, the learning rate with the lowest seed-mean validation loss
+        (a run that diverged counts as infinitely bad)."""
+        mean = np.where(np.isfinite(self.val_loss), self.val_loss, np.inf).mean(axis=2)
+        return np.argmin(mean, axis=1)
+
+    def best(self) -> np.ndarray:
+        """``(batch sizes, seeds)`` validation losses at each batch size's tuned learning rate."""
+        idx = self.best_lr_index()
+        return self.val_loss[np.arange(len(self.batch_sizes)), idx]
+
+
+def batch_sweep(name: str, batch_sizes: Sequence[int] = (128, 512, 1024),
+                lrs: Sequence[float] = (1e-3, 3e-3, 1e-2, 3e-2), epochs: int = 8,
+                seeds: Sequence[int] = (0, 1, 2)) -> BatchSweep:
+    r"""Train ``name`` (``"adam"`` or ``"lamb"``) on the common task for ``epochs`` epochs at
+    every batch size and every learning rate of ``lrs``, on every seed.
+
+    Equal epochs: :math:`T = \text{epochs}\cdot\lfloor N/B\rfloor` steps. Seed ``s`` uses
+    ``task_data(s)``, the initial weights of ``task_model(s)`` and the batch order of
+    ``train(..., seed=s)``. For LAMB each copy keeps its own tensors, so its per-tensor
+    trust ratio is that of a separate run (``adam.train_seeds`` with ``shared=False``);
+    Adam acts element by element and shares stacked tensors.
+    """
+    from .adam import train_seeds
+
+    make = _batch_make(name)
+    epochs = _check_int("epochs", epochs, 1)
+    seeds = tuple(seeds)
+    datasets = [task_data(s) for s in seeds]
+    n_train = datasets[0].n_train
+    val, tr, steps = [], [], []
+    for batch in batch_sizes:
+        batch = _check_int("batch size", batch, 1)
+        t = epochs * (n_train // batch)
+        steps.append(t)
+        runs = [train_seeds(lambda p, lr=lr: make(p, lr), datasets, seeds, steps=t,
+                            batch_size=batch, hidden=TASK["hidden"], depth=TASK["depth"],
+                            shared=name in _ELEMENTWISE, record_every=t) for lr in lrs]
+        val.append([r.final_val_loss for r in runs])
+        tr.append([r.final_train_loss for r in runs])
+    return BatchSweep(name, tuple(batch_sizes), tuple(lrs), seeds, tuple(steps),
+                      np.array(val), np.array(tr))
+
+
+@dataclass
+class LayerStepRatios:
+    """``ratio[s, t, j] = ||θ_t|| / ||θ_{t+1} - θ_t||`` of tensor ``names[j]``, seed ``s``."""
+
+    name: str
+    lr: float
+    names: list
+    ratio: np.ndarray
+
+
+def layer_step_ratios(name: str, lr: float, batch_size: int = 512, steps: int = 60,
+                      seeds: Sequence[int] = (0, 1, 2)) -> LayerStepRatios:
+    r"""Per tensor and step, weight norm over update norm: what LAMB's trust ratio sets.
+
+    LAMB makes every step :math:`\eta\lVert\theta\rVert` long, so its ratio is
+    :math:`1/\eta` for every tensor; under Adam each tensor's ratio is whatever its
+    weights and its normalised gradient happen to be.
+    """
+    from .adam import train_seeds
+
+    make = _batch_make(name)
+    check_number("learning rate", lr, low_inclusive=False)
+    seeds = tuple(seeds)
+    runs = train_seeds(lambda p: make(p, lr), [task_data(s) for s in seeds], seeds,
+                       steps=_check_int("steps", steps, 1), batch_size=batch_size,
+                       hidden=TASK["hidden"], depth=TASK["depth"], shared=False,
+                       record_every=1)
+    return LayerStepRatios(name, float(lr), runs.names,
+                           runs.layer_norms[:, :-1, :] / runs.update_norms)
+
+
+# --- Sophia near a saddle ------------------------------------------------------------------
+
+def saddle_landscape() -> Landscape:
+    r""":math:`f(x, y) = \tfrac12 x^2 + \tfrac14 y^4 - \tfrac12 y^2`: a saddle at the origin,
+    minima at :math:`(0, \pm1)` with :math:`f = -\tfrac14`.
+
+    The Hessian is :math:`\operatorname{diag}(1,\ 3y^2 - 1)`: negative curvature in
+    :math:`y` for :math:`|y| < 1/\sqrt3`. Start :math:`(2, 0.1)`, just off the saddle's
+    stable manifold :math:`y = 0`.
+    """
+    def value(x, y):
+        return 0.5 * x * x + 0.25 * y ** 4 - 0.5 * y * y
+
+    def grad(x, y):
+        return x, y ** 3 - y
+
+    def hessian_diag(x, y):
+        return 0 * x + 1.0, 3 * y * y - 1.0
+
+    def hessian(x, y):
+        return (0 * x + 1.0, 0 * x), (0 * x, 3 * y * y - 1.0)
+
+    return Landscape(name="saddle", title="saddle: ½x² + ¼y⁴ − ½y²",
+                     formula=r"\tfrac12 x^2 + \tfrac14 y^4 - \tfrac12 y^2",
+                     value_fn=value, grad_fn=grad, hessian_diag_fn=hessian_diag,
+                     minima=((0.0, 1.0), (0.0, -1.0)), min_value=-0.25,
+                     xlim=(-0.5, 2.5), ylim=(-0.5, 1.5), x0=(2.0, 0.1),
+                     saddle_points=((0.0, 0.0),), hessian_fn=hessian,
+                     reference="chapter 5 (Sophia near a saddle)")
+
+
+def diagonal_newton_path(landscape: Landscape, steps: int = 30, x0=None) -> np.ndarray:
+    r"""Newton's method with the exact diagonal Hessian, :math:`\theta_i \leftarrow
+    \theta_i - g_i/h_i`: it jumps to the stationary point of the local quadratic
+    model, whatever the sign of the curvature (a saddle as readily as a minimum)."""
+    theta = np.array(landscape.x0 if x0 is None else x0, dtype=np.float64)
+    path = [theta]
+    for _ in range(_check_int("steps", steps, 1)):
+        theta = theta - landscape.grad(theta) / landscape.hessian_diag(theta)
+        path.append(theta)
+    return np.array(path)

@@ -19,13 +19,14 @@ Sections:
 * non-convexity -- gradient descent stalling at the saddle (鞍点) of
   :func:`optbook.landscapes.saddle` and noise letting it escape;
 * ill-conditioning -- the contraction rate of gradient descent on
-  :func:`optbook.landscapes.quadratic`, :math:`\max(|1-\eta\mu|, |1-\eta L|)`;
+  :func:`optbook.landscapes.quadratic`, :math:`\max(|1-\eta\mu|, |1-\eta L|)`,
+  and the steps it needs against the condition number;
 * high dimension -- how rarely a random symmetric Hessian is positive
   definite (Dauphin et al. 2014), and what storing a Hessian would cost;
 * minibatch noise -- the scatter of minibatch gradients around the full one;
 * vanishing/exploding gradients -- backpropagated gradient norms layer by
   layer in a deep MLP at several initialisation scales (Glorot & Bengio 2010;
-  He et al. 2015).
+  He et al. 2015), and the forward signal that drives the explosion.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ __all__ = [
     "SaddleRun", "saddle_run", "linear_escape_steps",
     # ill-conditioning
     "contraction_rate_theory", "best_learning_rate", "best_contraction_rate",
-    "measured_contraction_rate", "gd_on_quadratic",
+    "measured_contraction_rate", "gd_on_quadratic", "gd_steps_to_tolerance",
     # high dimension
     "random_hessian_eigenvalues", "fraction_positive_definite", "hessian_memory_bytes",
     "format_bytes",
@@ -57,7 +58,7 @@ __all__ = [
     "per_example_gradients", "minibatch_gradients", "minibatch_gradient_variance",
     "minibatch_variance_theory",
     # vanishing / exploding gradients
-    "backprop_gradient_norms",
+    "backprop_gradient_norms", "forward_activation_norms",
 ]
 
 
@@ -343,6 +344,34 @@ def measured_contraction_rate(path: np.ndarray, minimiser=(0.0, 0.0), last: Opti
     return float((error[-1] / error[-1 - k]) ** (1.0 / k))
 
 
+def gd_steps_to_tolerance(kappa: float, learning_rate: Optional[float] = None,
+                          tol: float = 1e-6, max_steps: int = 1_000_000) -> Optional[int]:
+    r"""Steps of gradient descent on ``quadratic(kappa)`` until :math:`\|\theta_t-\theta^\star\| \le` ``tol`` :math:`\|\theta_0-\theta^\star\|`.
+
+    Measured by running the method (``sgd(learning_rate)`` through
+    :func:`gd_on_quadratic`, :math:`\mu = 1`, :math:`L = \kappa`, default
+    :math:`\eta^\star = 2/(L+\mu)`), doubling the horizon until the tolerance
+    is met. ``None`` if it is not met within ``max_steps`` or the error grows.
+    """
+    check_number("kappa", kappa, low=1.0)
+    check_number("tol", tol, low_inclusive=False)
+    if not tol < 1:
+        raise ValueError(f"Invalid tol: {tol} (must be < 1)")
+    max_steps = _check_int("max_steps", max_steps, 1)
+    if learning_rate is None:
+        learning_rate = best_learning_rate(1.0, kappa)
+    steps = min(64, max_steps)
+    while True:
+        path = gd_on_quadratic(kappa, learning_rate, steps).path
+        error = np.linalg.norm(path, axis=1)
+        hit = np.flatnonzero(error <= tol * error[0])
+        if hit.size:
+            return int(hit[0])
+        if steps >= max_steps or not np.all(np.isfinite(error)) or error[-1] > error[0]:
+            return None
+        steps = min(2 * steps, max_steps)
+
+
 # --- high dimension ---------------------------------------------------------------------
 
 def random_hessian_eigenvalues(dim: int, samples: int, seed: int = 0) -> np.ndarray:
@@ -456,24 +485,9 @@ def minibatch_variance_theory(per_example: np.ndarray, batch_size: int) -> float
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda z: z}
 
 
-def backprop_gradient_norms(depth: int = 24, width: int = 128, activation: str = "tanh",
-                            init: str = "xavier", scale: float = 1.0, batch_size: int = 64,
-                            seed: int = 0) -> np.ndarray:
-    r"""Norms :math:`\|\partial\mathcal L/\partial z_l\|_F`, :math:`l = 1..\text{depth}`, of a deep MLP.
-
-    The network is :math:`z_l = W_l h_{l-1}`, :math:`h_l = \phi(z_l)`, with
-    :math:`h_0 = x \sim \mathcal N(0, I)` (a batch), ``depth`` square layers of
-    ``width`` units, and the loss :math:`\mathcal L = \frac1{2B}\sum\|h_D - y\|^2`
-    against random targets :math:`y`.  :math:`\partial\mathcal L/\partial z_l`
-    is the signal backpropagation (誤差逆伝播) carries into layer :math:`l`
-    (per example it equals the gradient of a bias of that layer); each layer
-    multiplies it by :math:`W_{l}^\top \operatorname{diag}\phi'(z_{l-1})`.
-
-    Weights are drawn by ``torch.nn.init.xavier_normal_`` (std
-    :math:`\sqrt{2/(n_\text{in}+n_\text{out})}`, Glorot & Bengio 2010) or
-    ``kaiming_normal_`` (std :math:`\sqrt{2/n_\text{in}}`, He et al. 2015) and
-    then multiplied by ``scale``.  Layer 1 is next to the input.
-    """
+def _deep_mlp(depth: int, width: int, activation: str, init: str, scale: float,
+              batch_size: int, seed: int):
+    """Forward and backward pass of the deep MLP of :func:`backprop_gradient_norms`."""
     depth, width = _check_int("depth", depth, 1), _check_int("width", width, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
     check_number("scale", scale, low_inclusive=False)
@@ -495,12 +509,50 @@ def backprop_gradient_norms(depth: int = 24, width: int = 128, activation: str =
     x = torch.randn(batch_size, width, generator=generator, dtype=torch.float64)
     target = torch.randn(batch_size, width, generator=generator, dtype=torch.float64)
 
-    h, pre_activations = x, []
+    h, pre_activations, outputs = x, [], [x]
     for W in weights:
         z = h @ W.T
         z.retain_grad()
         pre_activations.append(z)
         h = phi(z)
+        outputs.append(h)
     loss = 0.5 * ((h - target) ** 2).sum() / batch_size
     loss.backward()
+    return pre_activations, outputs
+
+
+def backprop_gradient_norms(depth: int = 24, width: int = 128, activation: str = "tanh",
+                            init: str = "xavier", scale: float = 1.0, batch_size: int = 64,
+                            seed: int = 0) -> np.ndarray:
+    r"""Norms :math:`\|\partial\mathcal L/\partial z_l\|_F`, :math:`l = 1..\text{depth}`, of a deep MLP.
+
+    The network is :math:`z_l = W_l h_{l-1}`, :math:`h_l = \phi(z_l)`, with
+    :math:`h_0 = x \sim \mathcal N(0, I)` (a batch), ``depth`` square layers of
+    ``width`` units, and the loss :math:`\mathcal L = \frac1{2B}\sum\|h_D - y\|^2`
+    against random targets :math:`y`.  :math:`\partial\mathcal L/\partial z_l`
+    is the signal backpropagation (誤差逆伝播) carries into layer :math:`l`
+    (per example it equals the gradient of a bias of that layer); each layer
+    multiplies it by :math:`W_{l}^\top \operatorname{diag}\phi'(z_{l-1})`.
+
+    Weights are drawn by ``torch.nn.init.xavier_normal_`` (std
+    :math:`\sqrt{2/(n_\text{in}+n_\text{out})}`, Glorot & Bengio 2010) or
+    ``kaiming_normal_`` (std :math:`\sqrt{2/n_\text{in}}`, He et al. 2015) and
+    then multiplied by ``scale``.  Layer 1 is next to the input.
+    """
+    pre_activations, _ = _deep_mlp(depth, width, activation, init, scale, batch_size, seed)
     return np.array([float(z.grad.norm()) for z in pre_activations])
+
+
+def forward_activation_norms(depth: int = 24, width: int = 128, activation: str = "tanh",
+                             init: str = "xavier", scale: float = 1.0, batch_size: int = 64,
+                             seed: int = 0) -> np.ndarray:
+    r"""Norms :math:`\|h_l\|_F`, :math:`l = 0..\text{depth}`, of the forward signal of the same MLP.
+
+    Same network, weights and batch as :func:`backprop_gradient_norms` with the
+    same arguments; :math:`h_0` is the input. The loss gradient that enters
+    backpropagation, :math:`(h_D - y)/B`, grows with :math:`h_D`: for ReLU,
+    which is positively homogeneous, scaling every weight by :math:`s` scales
+    :math:`h_l` by exactly :math:`s^l`.
+    """
+    _, outputs = _deep_mlp(depth, width, activation, init, scale, batch_size, seed)
+    return np.array([float(h.detach().norm()) for h in outputs])

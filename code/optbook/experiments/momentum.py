@@ -16,13 +16,20 @@ Sections:
 * 3.1 -- the velocity as a sum of past gradients: :math:`(1-\beta^t)/(1-\beta)`
   on a constant gradient, :math:`1/(1+\beta)` on an alternating one; the
   exponential-moving-average (EMA) form and its learning-rate rescaling;
-* 3.2 -- Nesterov's look-ahead form (:func:`nesterov_lookahead`) and the
-  change of variables to the form torch.optim and optax implement
-  (Sutskever et al. 2013); overshoot statistics;
+* 3.2 -- Nesterov's look-ahead form (:func:`nesterov_lookahead`, the momentum
+  form of Sutskever et al. 2013) and the change of variables to the form
+  torch.optim and optax implement (Bengio, Boulanger-Lewandowski & Pascanu
+  2013); overshoot statistics;
 * 3.3 -- the heavy-ball ODE :math:`m\ddot x + c\dot x + \nabla f(x) = 0`, the
   2x2 iteration matrix of momentum on a quadratic, its spectral radius, and
-  Polyak's optimal parameters;
-* a race of GD, momentum and Nesterov with tuned learning rates.
+  Polyak's optimal parameters; the floor that makes them optimal for every
+  learning rate, NAG's own optimum, the first-order lower bound, and Lessard,
+  Recht & Packard's (2016) function on which the heavy ball cycles;
+* stochastic gradients: the noisy quadratic model (Zhang et al. 2019), where
+  momentum at (eta, beta) behaves like SGD at eta/(1-beta), and a double well
+  for escaping a local minimum;
+* a race of GD, momentum and Nesterov with tuned learning rates and momenta,
+  from several starts.
 """
 from __future__ import annotations
 
@@ -50,8 +57,19 @@ __all__ = [
     "nesterov_spectral_radius",
     "momentum_rate_theory", "damping_regime", "critical_beta", "polyak_parameters",
     "polyak_rate", "momentum_on_1d_quadratic", "measured_rate", "hessian_eigenvalues",
+    "heavy_ball_rate_floor", "best_rate_over_beta", "nesterov_rate_theory",
+    "nesterov_optimal_parameters", "nesterov_optimal_rate", "first_order_lower_bound_rate",
+    "steps_to_shrink",
+    # Lessard-Recht-Packard counterexample
+    "lessard_gradient", "lessard_value", "lessard_run",
+    # stochastic gradients
+    "nqm_curvatures", "nqm_noise", "nqm_losses", "nqm_stationary_loss", "BatchSweep",
+    "nqm_batch_sweep",
+    # escaping a local minimum
+    "DoubleWell", "double_well", "double_well_roll", "double_well_escape",
     # the race
     "steps_to_reach", "TuningResult", "tune_learning_rate", "METHODS",
+    "race_starts", "race_steps", "race_run", "RaceResult", "tune_race",
     # the widget
     "EXPLORER_LANDSCAPES", "explorer_runs", "explorer_outcomes", "momentum_explorer",
 ]
@@ -567,3 +585,506 @@ def momentum_explorer(lr_scales: Sequence[float] = (1.0, 2.0),
                     defaults={"landscape": "quadratic (κ = 25)", "lr_scale": 1.0, "beta": 0.8},
                     labels={"landscape": "landscape", "lr_scale": "η / base η", "beta": "β"},
                     title="momentum and Nesterov: learning rate and momentum coefficient")
+
+
+# --- 3.3 (cont.) Polyak's missing step, NAG's own optimum, the lower bound ---------------------
+
+def heavy_ball_rate_floor(learning_rate: float, mu: float, L: float) -> float:
+    r"""A floor under momentum's rate at learning rate :math:`\eta`, whatever :math:`\beta`:
+
+    .. math:: \max_{\lambda\in\{\mu, L\}}\rho(T_\lambda) \;\ge\;
+              \max\bigl(1 - \sqrt{\eta\mu},\; \sqrt{\eta L} - 1\bigr),
+
+    because :math:`\rho(T_\lambda) \ge |1 - \sqrt{\eta\lambda}|` for every
+    :math:`\beta \in [0, 1)` (the chapter's lemma). The floor is smallest,
+    :math:`(\sqrt\kappa-1)/(\sqrt\kappa+1)`, exactly at Polyak's :math:`\eta^\star`.
+    """
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    check_number("mu", mu, low_inclusive=False)
+    if not L >= mu:
+        raise ValueError(f"Invalid L: {L} (must be >= mu = {mu})")
+    return max(1.0 - math.sqrt(learning_rate * mu), math.sqrt(learning_rate * L) - 1.0)
+
+
+def best_rate_over_beta(learning_rate: float, mu: float, L: float,
+                        betas: Sequence[float]) -> tuple[float, float]:
+    r"""``(rate, beta)``: the smallest :math:`\max(\rho(T_\mu), \rho(T_L))` over the grid
+    ``betas`` at a fixed learning rate, and the :math:`\beta` that attains it."""
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    grid = [_check_beta(b) for b in betas]
+    if not grid:
+        raise ValueError("Invalid betas: empty grid")
+    rates = [momentum_rate_theory(learning_rate, b, (mu, L)) for b in grid]
+    i = int(np.argmin(rates))
+    return float(rates[i]), float(grid[i])
+
+
+def nesterov_rate_theory(learning_rate: float, beta: float, mu: float, L: float,
+                         num: int = 401) -> float:
+    r"""Worst :func:`nesterov_spectral_radius` over :math:`\lambda \in [\mu, L]`.
+
+    Unlike momentum's, NAG's root modulus :math:`\sqrt{\beta(1-\eta\lambda)}`
+    varies with :math:`\lambda` inside the complex region, so the worst case
+    is searched on a grid of ``num`` curvatures (ends included) rather than
+    read off the two ends.
+    """
+    check_number("mu", mu, low_inclusive=False)
+    if not L >= mu:
+        raise ValueError(f"Invalid L: {L} (must be >= mu = {mu})")
+    lams = np.linspace(mu, L, _check_int("num", num, 2))
+    return max(nesterov_spectral_radius(learning_rate, beta, float(lam)) for lam in lams)
+
+
+def nesterov_optimal_parameters(mu: float, L: float) -> tuple[float, float]:
+    r"""NAG's best parameters on quadratics with eigenvalues in :math:`[\mu, L]`
+    (Lessard, Recht & Packard 2016):
+
+    .. math:: \eta = \frac{4}{3L + \mu}, \qquad
+              \beta = \frac{\sqrt{3\kappa+1} - 2}{\sqrt{3\kappa+1} + 2},
+              \qquad \text{rate } 1 - \frac{2}{\sqrt{3\kappa + 1}}.
+    """
+    check_number("mu", mu, low_inclusive=False)
+    if not L >= mu:
+        raise ValueError(f"Invalid L: {L} (must be >= mu = {mu})")
+    s = math.sqrt(3.0 * L / mu + 1.0)
+    return 4.0 / (3.0 * L + mu), (s - 2.0) / (s + 2.0)
+
+
+def nesterov_optimal_rate(kappa: float) -> float:
+    r""":math:`1 - 2/\sqrt{3\kappa+1}`, NAG's rate at :func:`nesterov_optimal_parameters`."""
+    check_number("kappa", kappa, low=1.0)
+    return 1.0 - 2.0 / math.sqrt(3.0 * kappa + 1.0)
+
+
+def first_order_lower_bound_rate(kappa: float) -> float:
+    r"""Nesterov's lower bound (2004, Thm 2.1.13): no method that moves within the span
+    of past gradients can guarantee
+    :math:`\|\theta_t - \theta^\star\| \le q^t \|\theta_0 - \theta^\star\|` with
+    :math:`q < (\sqrt\kappa-1)/(\sqrt\kappa+1)` on every :math:`\mu`-strongly convex,
+    :math:`L`-smooth function. Numerically equal to :func:`polyak_rate`."""
+    return polyak_rate(kappa)
+
+
+def _linear_run(curvatures: np.ndarray, learning_rate, beta, steps: int, nesterov_form: bool,
+                x0: float = 1.0) -> np.ndarray:
+    """Distance ``||theta_t||`` of momentum (or NAG, implemented form) on the diagonal
+    quadratic with the given curvatures, every coordinate started at ``x0``; arrays of
+    learning rates and betas broadcast against a leading axis. Same iterates as
+    ``optbook.momentum`` / ``optbook.nesterov`` (tested)."""
+    lam = np.asarray(curvatures, dtype=float)
+    eta = np.asarray(learning_rate, dtype=float)[..., None]
+    b = np.asarray(beta, dtype=float)[..., None]
+    x = np.broadcast_to(np.full_like(lam, x0), np.broadcast(eta, b, lam).shape).copy()
+    v = np.zeros_like(x)
+    out = [np.sqrt((x * x).sum(-1))]
+    for _ in range(steps):
+        g = lam * x
+        v = b * v + g
+        x = x - eta * ((g + b * v) if nesterov_form else v)
+        out.append(np.sqrt((x * x).sum(-1)))
+    return np.array(out)
+
+
+def steps_to_shrink(method: str, kappa: float, tol: float = 1e-6,
+                    max_steps: int = 100_000) -> Optional[int]:
+    r"""Steps until :math:`\|\theta_t - \theta^\star\| \le` ``tol`` :math:`\|\theta_0 - \theta^\star\|`
+    on :math:`\tfrac12(\theta_1^2 + \kappa\theta_2^2)` from :math:`(1, 1)`.
+
+    ``method``: ``"gd"`` (:math:`\eta = 2/(L+\mu)`), ``"momentum"`` (Polyak's
+    :math:`\eta^\star, \beta^\star`), ``"nesterov"`` (:func:`nesterov_optimal_parameters`)
+    or ``"nesterov_standard"`` (:math:`\eta = 1/L`, :math:`\beta = (\sqrt\kappa-1)/(\sqrt\kappa+1)`).
+    """
+    check_number("kappa", kappa, low=1.0)
+    check_number("tol", tol, low_inclusive=False)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    mu, L = 1.0, float(kappa)
+    if method == "gd":
+        eta, beta, nag = 2.0 / (L + mu), 0.0, False
+    elif method == "momentum":
+        (eta, beta), nag = polyak_parameters(mu, L), False
+    elif method == "nesterov":
+        (eta, beta), nag = nesterov_optimal_parameters(mu, L), True
+    elif method == "nesterov_standard":
+        eta, beta, nag = 1.0 / L, polyak_rate(kappa), True
+    else:
+        raise ValueError(f"Invalid method: {method!r} "
+                         "(choose 'gd', 'momentum', 'nesterov' or 'nesterov_standard')")
+    lam = np.array([mu, L])
+    x, v, start = np.ones(2), np.zeros(2), math.sqrt(2.0)
+    for t in range(1, max_steps + 1):
+        g = lam * x
+        v = beta * v + g
+        x = x - eta * ((g + beta * v) if nag else v)
+        if math.sqrt(float(x @ x)) <= tol * start:
+            return t
+    return None
+
+
+# --- the Lessard-Recht-Packard counterexample ------------------------------------------------
+
+def lessard_gradient(x):
+    r"""Gradient of Lessard, Recht & Packard's (2016, sec. 4.6) one-dimensional function,
+    1-strongly convex and 25-smooth:
+
+    .. math:: f'(x) = \begin{cases} 25x & x < 1\\ x + 24 & 1 \le x < 2\\
+              25x - 24 & x \ge 2 \end{cases}
+    """
+    x = np.asarray(x, dtype=float)
+    return np.where(x < 1, 25.0 * x, np.where(x < 2, x + 24.0, 25.0 * x - 24.0))
+
+
+def lessard_value(x):
+    """The function whose derivative is :func:`lessard_gradient`, with ``f(0) = 0``."""
+    x = np.asarray(x, dtype=float)
+    return np.where(x < 1, 12.5 * x * x,
+                    np.where(x < 2, 0.5 * x * x + 24.0 * x - 12.0, 12.5 * x * x - 24.0 * x + 36.0))
+
+
+def lessard_run(method: str, x0, steps: int) -> np.ndarray:
+    r"""Iterates :math:`x_0, \dots, x_T` on :func:`lessard_gradient` with ``optbook.momentum``
+    at Polyak's parameters for :math:`\mu = 1, L = 25` (:math:`\eta = 1/9`, :math:`\beta = 4/9`),
+    ``optbook.nesterov`` at :func:`nesterov_optimal_parameters`, or ``optbook.sgd`` at
+    :math:`2/(L+\mu)`. ``x0`` may be an array of starts (one run each, all at once);
+    the result then has shape ``(steps + 1, len(x0))``."""
+    steps = _check_int("steps", steps, 0)
+    if method == "momentum":
+        optimizer = momentum(*polyak_parameters(1.0, 25.0))
+    elif method == "nesterov":
+        optimizer = nesterov(*nesterov_optimal_parameters(1.0, 25.0))
+    elif method == "gd":
+        optimizer = sgd(2.0 / 26.0)
+    else:
+        raise ValueError(f"Invalid method: {method!r} (choose 'gd', 'momentum' or 'nesterov')")
+    scalar = np.ndim(x0) == 0
+    x = np.array(x0, dtype=float).reshape(-1)
+    state = optimizer.init(x)
+    out = [x]
+    for _ in range(steps):
+        updates, state = optimizer.update(lessard_gradient(x), state, x)
+        x = apply_updates(x, updates)
+        out.append(x)
+    out = np.array(out)
+    return out[:, 0] if scalar else out
+
+
+# --- stochastic gradients: the noisy quadratic model -------------------------------------------
+
+def nqm_curvatures(dim: int = 10, kappa: float = 100.0) -> np.ndarray:
+    r"""Curvatures :math:`\lambda_i` of the noisy quadratic model, log-spaced from 1 down to
+    :math:`1/\kappa`."""
+    check_number("kappa", kappa, low=1.0)
+    return np.logspace(0.0, -math.log10(kappa), _check_int("dim", dim, 1))
+
+
+def nqm_noise(seed: int, steps: int, dim: int) -> np.ndarray:
+    r"""The standard normal draws :math:`\xi_t` (shape ``(steps, dim)``) of one seed; the
+    gradient at step ``t`` is :math:`H\theta_t + \sqrt{H/B}\,\xi_t`."""
+    return np.random.default_rng(_check_int("seed", seed, 0)).standard_normal(
+        (_check_int("steps", steps, 1), _check_int("dim", dim, 1)))
+
+
+def nqm_losses(learning_rates: Sequence[float], beta: float, batch_size: int,
+               seeds: Sequence[int], steps: int, curvatures: np.ndarray,
+               x0: float = 1.0) -> np.ndarray:
+    r"""Momentum SGD on the noisy quadratic model (Zhang et al. 2019):
+    :math:`f(\theta) = \tfrac12\sum_i\lambda_i\theta_i^2`, stochastic gradient
+    :math:`g_t = H\theta_t + \sqrt{H/B}\,\xi_t`, :math:`\xi_t \sim \mathcal N(0, I)` (noise
+    covariance :math:`H/B`, as for a mini-batch of :math:`B` examples).
+
+    Returns :math:`f(\theta_t)` for ``t = 0..steps``, shape
+    ``(steps + 1, len(learning_rates), len(seeds))``; every learning rate of a seed
+    sees the same noise (:func:`nqm_noise`), ``beta = 0`` is plain SGD, and
+    the iterates equal ``optbook.momentum``'s on the same gradients (tested).
+    """
+    beta = _check_beta(beta)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    steps = _check_int("steps", steps, 1)
+    lam = np.asarray(curvatures, dtype=float)
+    lrs = np.asarray([check_number("learning rate", lr) for lr in learning_rates], dtype=float)
+    seeds = list(seeds)
+    if not seeds or not lrs.size:
+        raise ValueError("Invalid seeds or learning_rates: empty")
+    noise = np.stack([nqm_noise(s, steps, lam.size) for s in seeds], axis=1)  # (T, S, d)
+    noise *= np.sqrt(lam / batch_size)
+    eta = lrs[:, None, None]
+    x = np.full((lrs.size, len(seeds), lam.size), float(x0))
+    v = np.zeros_like(x)
+    out = np.empty((steps + 1, lrs.size, len(seeds)))
+    out[0] = 0.5 * (lam * x * x).sum(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps):
+            v = beta * v + (lam * x + noise[t])
+            x = x - eta * v
+            out[t + 1] = 0.5 * (lam * x * x).sum(-1)
+    return np.where(np.isfinite(out), out, np.inf)
+
+
+def nqm_stationary_loss(learning_rate: float, beta: float, batch_size: int,
+                        curvatures: np.ndarray) -> float:
+    r"""The loss :math:`\mathbb E f` that :func:`nqm_losses` settles at, in closed form.
+
+    Along one eigenvector the error is the AR(2) process
+    :math:`x_{t+1} = (1+\beta-\eta\lambda)x_t - \beta x_{t-1} - \eta s\,\xi_t`,
+    :math:`s^2 = \lambda/B`, whose stationary variance is
+    :math:`\dfrac{(1+\beta)\,\eta s^2}{(1-\beta)\,\lambda\,(2(1+\beta)-\eta\lambda)}`; so
+
+    .. math:: \mathbb E f = \sum_i \frac{(1+\beta)\,\eta\,\lambda_i}
+              {2B\,(1-\beta)\,\bigl(2(1+\beta) - \eta\lambda_i\bigr)}.
+
+    With :math:`\beta = 0` it is SGD's :math:`\sum_i \eta\lambda_i/(2B(2-\eta\lambda_i))`;
+    for :math:`\eta\lambda_i \ll 1-\beta` it equals SGD's at :math:`\eta/(1-\beta)`.
+    ``inf`` where the recursion is unstable (:math:`\eta\lambda \ge 2(1+\beta)`).
+    """
+    beta = _check_beta(beta)
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    b = float(_check_int("batch_size", batch_size, 1))
+    lam = np.asarray(curvatures, dtype=float)
+    margin = 2.0 * (1.0 + beta) - learning_rate * lam
+    if np.any(margin <= 0):
+        return math.inf
+    return float(np.sum((1 + beta) * learning_rate * lam / (2 * b * (1 - beta) * margin)))
+
+
+@dataclass(frozen=True)
+class BatchSweep:
+    r"""Tuned final loss of SGD and momentum on the noisy quadratic model per batch size.
+
+    Attributes:
+        batch_sizes: the batch sizes.
+        effective_lrs: the grid of :math:`\eta/(1-\beta)` both methods sweep (SGD uses it
+            as its :math:`\eta`; momentum uses :math:`\eta = (1-\beta)\times` it).
+        beta: momentum's :math:`\beta`.
+        final: ``{"sgd", "momentum"}`` -> array ``(n_batch, n_lr, n_seeds)`` of the loss
+            averaged over the last ``average_last`` steps (``inf`` if diverged).
+        best_index: ``{"sgd", "momentum"}`` -> per batch size, the grid index with the
+            lowest mean over seeds.
+    """
+
+    batch_sizes: tuple[int, ...]
+    effective_lrs: tuple[float, ...]
+    beta: float
+    final: dict
+    best_index: dict
+
+    def best(self, method: str) -> np.ndarray:
+        """``(n_batch, n_seeds)``: each batch size's tuned final losses, one per seed."""
+        f = self.final[method]
+        return np.array([f[i, j] for i, j in enumerate(self.best_index[method])])
+
+
+def nqm_batch_sweep(batch_sizes: Sequence[int], effective_lrs: Sequence[float],
+                    beta: float = 0.9, seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                    steps: int = 400, curvatures: Optional[np.ndarray] = None,
+                    average_last: int = 40) -> BatchSweep:
+    r"""For each batch size, sweep SGD's :math:`\eta` and momentum's :math:`\eta/(1-\beta)`
+    over the same grid ``effective_lrs`` and keep each method's best (lowest mean final loss
+    over ``seeds``): both competitors tuned on the same budget."""
+    beta = _check_beta(beta)
+    lam = nqm_curvatures() if curvatures is None else np.asarray(curvatures, dtype=float)
+    grid = np.asarray(effective_lrs, dtype=float)
+    average_last = _check_int("average_last", average_last, 1)
+    final = {"sgd": [], "momentum": []}
+    for b in batch_sizes:
+        for method, (lrs, bb) in {"sgd": (grid, 0.0), "momentum": (grid * (1 - beta), beta)}.items():
+            losses = nqm_losses(lrs, bb, b, seeds, steps, lam)
+            final[method].append(losses[-average_last:].mean(axis=0))
+    final = {m: np.array(v) for m, v in final.items()}
+    best = {m: tuple(int(np.argmin(np.where(np.isfinite(f.mean(-1)), f.mean(-1), np.inf)))
+                     for f in v) for m, v in ((m, final[m]) for m in final)}
+    return BatchSweep(tuple(int(b) for b in batch_sizes), tuple(float(x) for x in grid),
+                      float(beta), final, best)
+
+
+# --- escaping a local minimum: a tilted double well --------------------------------------------
+
+@dataclass(frozen=True)
+class DoubleWell:
+    r""":math:`f(x) = (x^2-1)^2/4 + a\,x`: a shallow minimum on the right, the global one on
+    the left, a barrier between (the three real roots of :math:`x^3 - x + a`)."""
+
+    tilt: float
+    global_min: float
+    barrier: float
+    local_min: float
+
+    def value(self, x):
+        x = np.asarray(x, dtype=float)
+        return (x * x - 1.0) ** 2 / 4.0 + self.tilt * x
+
+    def grad(self, x):
+        x = np.asarray(x, dtype=float)
+        return x ** 3 - x + self.tilt
+
+
+def double_well(tilt: float = 0.15) -> DoubleWell:
+    """The tilted double well; ``0 < tilt < 2/(3 sqrt 3)`` keeps both minima."""
+    check_number("tilt", tilt, low_inclusive=False)
+    if tilt >= 2.0 / (3.0 * math.sqrt(3.0)):
+        raise ValueError(f"Invalid tilt: {tilt} (must be < 2/(3 sqrt 3) for two minima)")
+    roots = np.sort(np.roots([1.0, 0.0, -1.0, tilt]).real)
+    return DoubleWell(float(tilt), *(float(r) for r in roots))
+
+
+def double_well_roll(learning_rate: float, beta: float, starts: Sequence[float], steps: int,
+                     tilt: float = 0.15) -> np.ndarray:
+    r"""Deterministic momentum (``beta = 0``: gradient descent) from each start on
+    :func:`double_well`; returns the final positions (one per start)."""
+    well = double_well(tilt)
+    beta = _check_beta(beta)
+    x = np.array(starts, dtype=float)
+    v = np.zeros_like(x)
+    for _ in range(_check_int("steps", steps, 1)):
+        v = beta * v + well.grad(x)
+        x = x - learning_rate * v
+    return x
+
+
+def double_well_escape(learning_rate: float, beta: float, noise: float,
+                       seeds: Sequence[int], particles: int, steps: int,
+                       tilt: float = 0.15) -> np.ndarray:
+    r"""Momentum SGD with gradient :math:`f'(x) + \sigma\xi_t` from the shallow minimum of
+    :func:`double_well`, ``particles`` independent runs per seed.
+
+    Returns the fraction of each seed's runs that have escaped, shape
+    ``(steps + 1, len(seeds))``: a run counts as escaped from the first step it
+    is past the barrier by more than half the way to the global minimum (so a
+    jitter on the barrier top does not count).
+    """
+    well = double_well(tilt)
+    beta = _check_beta(beta)
+    check_number("noise", noise)
+    particles, steps = _check_int("particles", particles, 1), _check_int("steps", steps, 1)
+    seeds = list(seeds)
+    xi = np.stack([np.random.default_rng(_check_int("seed", s, 0)).standard_normal(
+        (steps, particles)) for s in seeds], axis=1)          # (T, S, P)
+    line = 0.5 * (well.barrier + well.global_min)
+    x = np.full((len(seeds), particles), well.local_min)
+    v = np.zeros_like(x)
+    escaped = np.zeros(x.shape, dtype=bool)
+    out = [escaped.mean(-1)]
+    for t in range(steps):
+        v = beta * v + well.grad(x) + noise * xi[t]
+        x = x - learning_rate * v
+        escaped |= x < line
+        out.append(escaped.mean(-1))
+    return np.array(out)
+
+
+# --- the race with eta and beta tuned, from several starts -------------------------------------
+
+def race_starts(landscape: Landscape, seeds: Sequence[int], spread: float = 0.2
+                ) -> np.ndarray:
+    r"""Start points: the landscape's standard start for seed 0, and for every other seed
+    the standard start plus a uniform offset in :math:`[-\text{spread}, \text{spread}]^2`."""
+    check_number("spread", spread)
+    x0 = np.array(landscape.x0, dtype=float)
+    return np.array([x0 if s == 0 else
+                     x0 + np.random.default_rng(_check_int("seed", s, 0)).uniform(
+                         -spread, spread, 2) for s in seeds])
+
+
+def race_steps(method: str, landscape: Landscape, learning_rates: Sequence[float],
+               betas: Sequence[float], starts: np.ndarray, tol: float = 1e-4,
+               max_steps: int = 10_000, escape: float = 1e6) -> np.ndarray:
+    r"""Steps to :math:`f - f^\star \le` ``tol`` for every (learning rate, :math:`\beta`, start),
+    all run at once; shape ``(n_lr, n_beta, n_start)``, ``-1`` where not reached (or
+    diverged). Same iterates and stopping rule as :func:`steps_to_reach` (tested)."""
+    if method not in METHODS:
+        raise ValueError(f"Invalid method: {method!r} (choose 'gd', 'momentum' or 'nesterov')")
+    check_number("tol", tol, low_inclusive=False)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    lrs = np.asarray(learning_rates, dtype=float)
+    bs = np.asarray([0.0] if method == "gd" else [_check_beta(b) for b in betas])
+    starts = np.asarray(starts, dtype=float).reshape(-1, 2)
+    shape = (lrs.size, bs.size, len(starts))
+    # one flat entry per run; finished runs are dropped so the loop only pays for live ones
+    eta = np.broadcast_to(lrs[:, None, None], shape).ravel()
+    beta = np.broadcast_to(bs[None, :, None], shape).ravel()
+    x = np.broadcast_to(starts[:, 0], shape).ravel().copy()
+    y = np.broadcast_to(starts[:, 1], shape).ravel().copy()
+    index = np.arange(x.size)
+    vx, vy = np.zeros_like(x), np.zeros_like(y)
+    result = np.full(x.size, -1, dtype=int)
+    threshold = landscape.min_value + tol
+    with np.errstate(all="ignore"):
+        for t in range(1, max_steps + 1):
+            gx, gy = landscape.grad_fn(x, y)
+            vx, vy = beta * vx + gx, beta * vy + gy
+            if method == "nesterov":
+                x, y = x - eta * (gx + beta * vx), y - eta * (gy + beta * vy)
+            else:
+                x, y = x - eta * vx, y - eta * vy
+            bad = ~(np.isfinite(x) & np.isfinite(y)) | (np.maximum(abs(x), abs(y)) > escape)
+            hit = ~bad & (landscape.value_fn(x, y) <= threshold)
+            result[index[hit]] = t
+            done = hit | bad
+            if done.any():
+                keep = ~done
+                if not keep.any():
+                    break
+                eta, beta, x, y, vx, vy, index = (a[keep] for a in (eta, beta, x, y, vx, vy, index))
+    result = result.reshape(shape)
+    return result
+
+
+def race_run(method: str, landscape: Landscape, learning_rate: float, beta: float,
+             starts: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""One (learning rate, :math:`\beta`) cell of :func:`race_steps` from every start, all at
+    once, for plotting: returns ``(path, values)`` with shapes ``(steps + 1, n_start, 2)`` and
+    ``(steps + 1, n_start)`` (:math:`f(\theta_t) - f^\star`). Runs that leave the
+    ``escape`` box are frozen there as NaN."""
+    if method not in METHODS:
+        raise ValueError(f"Invalid method: {method!r} (choose 'gd', 'momentum' or 'nesterov')")
+    steps = _check_int("steps", steps, 0)
+    b = 0.0 if method == "gd" else _check_beta(beta)
+    starts = np.asarray(starts, dtype=float).reshape(-1, 2)
+    x, y = starts[:, 0].copy(), starts[:, 1].copy()
+    vx, vy = np.zeros_like(x), np.zeros_like(y)
+    path = [np.stack([x, y], -1)]
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            gx, gy = landscape.grad_fn(x, y)
+            vx, vy = b * vx + gx, b * vy + gy
+            if method == "nesterov":
+                x, y = x - learning_rate * (gx + b * vx), y - learning_rate * (gy + b * vy)
+            else:
+                x, y = x - learning_rate * vx, y - learning_rate * vy
+            path.append(np.stack([x, y], -1))
+    path = np.array(path)
+    values = landscape.value_fn(path[..., 0], path[..., 1]) - landscape.min_value
+    return path, np.where(np.isfinite(values), values, np.nan)
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    """One method's (learning rate, beta) grid on one landscape from several starts.
+
+    Attributes:
+        steps: ``(n_lr, n_beta, n_start)`` steps to tolerance (``-1``: not reached).
+        learning_rates, betas: the grids (``betas == (0.0,)`` for gradient descent).
+        best: ``(i_lr, i_beta)`` with the fewest worst-case steps over the starts among
+            the cells that reach the tolerance from every start (``None`` if none does).
+    """
+
+    method: str
+    learning_rates: tuple[float, ...]
+    betas: tuple[float, ...]
+    steps: np.ndarray
+    best: Optional[tuple[int, int]]
+
+    @property
+    def best_steps(self) -> Optional[np.ndarray]:
+        """The best cell's steps, one per start."""
+        return None if self.best is None else self.steps[self.best]
+
+
+def tune_race(method: str, landscape: Landscape, learning_rates: Sequence[float],
+              betas: Sequence[float], starts: np.ndarray, tol: float = 1e-4,
+              max_steps: int = 10_000) -> RaceResult:
+    """:func:`race_steps` on the grid; the best cell minimises the worst start's steps."""
+    steps = race_steps(method, landscape, learning_rates, betas, starts, tol, max_steps)
+    ok = (steps >= 0).all(axis=-1)
+    worst = np.where(ok, steps.max(axis=-1), np.iinfo(int).max)
+    best = tuple(int(i) for i in np.unravel_index(np.argmin(worst), worst.shape)) if ok.any() else None
+    bs = (0.0,) if method == "gd" else tuple(float(b) for b in betas)
+    return RaceResult(method, tuple(float(lr) for lr in learning_rates), bs, steps, best)

@@ -17,8 +17,12 @@ Sections:
   per example against batch size; gradient noise as a regulariser (final
   train/validation loss and sharpness); minibatch noise escaping a shallow
   local minimum of a 1-D loss that full-batch gradient descent stays in;
-* 2.2 -- small vs large batches at equal epochs and equal steps; the linear
-  scaling rule of Goyal et al. (2017), with and without warmup;
+* 2.2 -- small vs large batches at equal epochs and equal steps (and wall
+  time); the linear scaling rule of Goyal et al. (2017), with and without
+  warmup over long runs with the sharpness recorded; noise matching: the
+  noise floor :math:`\eta\sigma^2/(2|B|(2-\eta\lambda))` measured on a
+  quadratic, and the gradient noise scale of McCandlish et al. (2018);
+* seeds -- :func:`spread` (mean, min, max) for every comparison;
 * 2.3 -- the learning-rate sweep, steps to tolerance against the condition
   number, and stalls at a saddle with and without noise.
 """
@@ -50,8 +54,13 @@ __all__ = [
     # 2.1 noise as a regulariser and as an escape
     "BatchRun", "batch_size_run", "hessian_top_eigenvalue",
     "DoubleWell", "double_well", "double_well_escapes",
+    # spread over seeds
+    "Spread", "spread",
     # 2.2 batch size and the linear scaling rule
-    "linear_scaling_runs",
+    "linear_scaling_runs", "warmup_rescue_runs",
+    # 2.2 noise matching: the noise floor and the gradient noise scale
+    "quadratic_noise_floor", "noise_floor_theory", "gradient_noise_scale", "batch_noise_scale",
+    "noise_scale_during_training",
     # 2.3 limits
     "learning_rate_sweep", "steps_to_tolerance", "saddle_escape_steps",
     # widget
@@ -214,7 +223,8 @@ def hessian_top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: int, *,
                    hidden: int = 64, warmup_steps: int = 0, eval_every: Optional[int] = None,
-                   sharpness: bool = False, seed: int = 0) -> BatchRun:
+                   sharpness: bool = False, sharpness_every: Optional[int] = None,
+                   record_time: bool = False, seed: int = 0) -> BatchRun:
     r"""Train ``mlp(dim, classes, hidden)`` with plain SGD (``optbook.torch.SGD``) for ``steps`` steps.
 
     The model and the batch order depend only on ``seed``, so runs that differ
@@ -222,6 +232,12 @@ def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: 
     ``warmup_steps > 0`` ramps the rate linearly from 0
     (``schedules.linear_warmup`` through ``schedules.as_lambda_lr``;
     Goyal et al. 2017). ``eval_every`` defaults to one epoch.
+
+    ``sharpness_every = m`` also records the top Hessian eigenvalue of the
+    training loss after every ``m``-th step (``history.extra["sharpness_steps"]``,
+    ``["sharpness"]``; 20 power iterations on the first 512 training examples,
+    to stay cheap). ``record_time`` stores the wall-clock seconds elapsed after
+    each step (``history.extra["seconds"]``; evaluations included, machine-dependent).
     """
     batch_size = _check_int("batch_size", batch_size, 1)
     check_number("learning rate", learning_rate, low_inclusive=False)
@@ -233,8 +249,23 @@ def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: 
     scheduler = None
     if warmup_steps:
         scheduler = as_lambda_lr(optimizer, linear_warmup(learning_rate, warmup_steps))
+    extra: dict = {"sharpness_steps": [], "sharpness": [], "seconds": []}
+    if sharpness_every is not None:
+        sharpness_every = _check_int("sharpness_every", sharpness_every, 1)
+    start = time.perf_counter()
+
+    def on_step(t: int) -> None:
+        if sharpness_every is not None and (t + 1) % sharpness_every == 0:
+            sub = slice(0, min(512, data.n_train))
+            extra["sharpness_steps"].append(t + 1)
+            extra["sharpness"].append(hessian_top_eigenvalue(
+                model, data.x_train[sub], data.y_train[sub], iterations=20, seed=seed))
+        if record_time:
+            extra["seconds"].append(time.perf_counter() - start)
+
     history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
-                    scheduler=scheduler, eval_every=eval_every, seed=seed)
+                    scheduler=scheduler, eval_every=eval_every, seed=seed, on_step=on_step)
+    history.extra.update({k: np.array(v) for k, v in extra.items()})
     if history.diverged:
         nan = float("nan")
         return BatchRun(history, batch_size, learning_rate, steps, nan, nan, nan, nan, None,
@@ -339,6 +370,183 @@ def linear_scaling_runs(data: Dataset, factors: Sequence[int], base_batch: int =
                                  warmup_steps=int(round(warmup_epochs * per_epoch)),
                                  eval_every=per_epoch, seed=seed)
     return runs
+
+
+def warmup_rescue_runs(data: Dataset, factor: int, seeds: Sequence[int], base_batch: int = 16,
+                       base_lr: float = 0.1, epochs: int = 80,
+                       warmup_epochs: Sequence[float] = (0, 2, 20), hidden: int = 64,
+                       sharpness_every_epochs: int = 4) -> dict[float, list[BatchRun]]:
+    r"""Linear-scaling runs at one factor :math:`k`, long, with several warmups and seeds.
+
+    Batch ``factor * base_batch``, rate ``factor * base_lr``, ``epochs`` epochs,
+    for each warmup length (in epochs; 0 = none) and each seed. Records the
+    validation loss every epoch and the sharpness (top Hessian eigenvalue)
+    every ``sharpness_every_epochs`` epochs, to compare with :math:`2/\eta`.
+    Returns ``{warmup_epochs: [BatchRun per seed]}``.
+    """
+    factor = _check_int("factor", factor, 1)
+    batch = factor * base_batch
+    per_epoch = data.n_train // batch
+    if per_epoch < 1:
+        raise ValueError(f"Invalid factor: {factor} (batch {batch} > {data.n_train} examples)")
+    epochs = _check_int("epochs", epochs, 1)
+    every = _check_int("sharpness_every_epochs", sharpness_every_epochs, 1) * per_epoch
+    out = {}
+    for w in warmup_epochs:
+        check_number("warmup_epochs", w, low_inclusive=True)
+        out[w] = [batch_size_run(data, batch, factor * base_lr, epochs * per_epoch, hidden=hidden,
+                                 warmup_steps=int(round(w * per_epoch)), eval_every=per_epoch,
+                                 sharpness_every=every, seed=s)
+                  for s in seeds]
+    return out
+
+
+# --- spread over seeds --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, minimum and maximum of one number measured over several seeds."""
+
+    mean: float
+    low: float
+    high: float
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3f"
+        return f"{self.mean:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+def spread(values) -> Spread:
+    """:class:`Spread` of ``values`` (at least one finite number; NaNs are ignored)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError(f"Invalid values: {values!r} (need at least one finite number)")
+    return Spread(float(v.mean()), float(v.min()), float(v.max()))
+
+
+# --- 2.2 noise matching: the noise floor and the gradient noise scale ---------------------
+
+def noise_floor_theory(learning_rate, batch_size, curvature: float, noise_var: float):
+    r"""Stationary excess loss of SGD on a quadratic, :math:`\frac{\eta\sigma^2}{2|B|(2-\eta\lambda)}`.
+
+    For :math:`\mathcal L(\theta) = \frac\lambda2\theta^2` with minibatch
+    gradients :math:`\lambda\theta + \xi`, :math:`\operatorname{Var}\xi = \sigma^2/|B|`
+    (independent draws). Requires :math:`0 < \eta\lambda < 2`.
+    """
+    eta = np.asarray(learning_rate, dtype=np.float64)
+    b = np.asarray(batch_size, dtype=np.float64)
+    if np.any(eta * curvature <= 0) or np.any(eta * curvature >= 2):
+        raise ValueError(f"Invalid learning_rate: {learning_rate} (need 0 < lr * curvature < 2)")
+    if np.any(b <= 0):
+        raise ValueError(f"Invalid batch_size: {batch_size} (must be > 0)")
+    return eta * noise_var / (2 * b * (2 - eta * curvature))
+
+
+def quadratic_noise_floor(learning_rate: float, batch_size: int, curvature: float = 1.0,
+                          n: int = 1024, steps: int = 4000, runs: int = 200,
+                          seed: int = 0) -> float:
+    r"""Measured mean excess loss of minibatch SGD on a 1-D least-squares risk, after burn-in.
+
+    Examples :math:`\ell_i(\theta) = \frac\lambda2(\theta - c_i)^2` with
+    :math:`\bar c = 0` and :math:`\frac1N\sum c_i^2 = 1`, so
+    :math:`\mathcal L - \mathcal L^* = \frac\lambda2\theta^2` and the per-example
+    gradient variance is :math:`\sigma^2 = \lambda^2`. Batches are drawn with
+    replacement (so :math:`\operatorname{Var} g_B = \sigma^2/|B|` exactly).
+    ``runs`` independent runs start at the minimum :math:`\theta = 0`; the
+    excess loss is averaged over runs and over the second half of the steps.
+    """
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    batch_size, n = _check_int("batch_size", batch_size, 1), _check_int("n", n, 2)
+    steps, runs = _check_int("steps", steps, 2), _check_int("runs", runs, 1)
+    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    c = rng.standard_normal(n)
+    c = (c - c.mean()) / np.sqrt(((c - c.mean()) ** 2).mean())
+    theta = np.zeros(runs)
+    total, count = 0.0, 0
+    for t in range(steps):
+        batch_mean = c[rng.integers(n, size=(runs, batch_size))].mean(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported as inf
+            theta = theta - learning_rate * curvature * (theta - batch_mean)
+        if not np.all(np.isfinite(theta)):
+            return float("inf")
+        if t >= steps // 2:
+            total += float((0.5 * curvature * theta ** 2).sum())
+            count += runs
+    return total / count
+
+
+def gradient_noise_scale(per_example: np.ndarray) -> float:
+    r"""The simple gradient noise scale :math:`B_\text{simple} = \operatorname{tr}\Sigma/\lVert\nabla\mathcal L\rVert^2`.
+
+    McCandlish et al. (2018): the batch size at which the minibatch noise
+    :math:`\operatorname{tr}\Sigma/|B|` equals the squared gradient; it
+    estimates the critical batch size beyond which larger batches stop
+    saving steps. :math:`\Sigma` is the covariance of the per-example gradients (rows).
+    """
+    g = np.asarray(per_example, dtype=np.float64)
+    if g.ndim != 2 or g.shape[0] < 2:
+        raise ValueError(f"Invalid per_example: shape {g.shape} (need (N >= 2, P))")
+    full = g.mean(axis=0)
+    trace_sigma = float(((g - full) ** 2).sum(axis=1).mean())
+    return trace_sigma / float(full @ full)
+
+
+def batch_noise_scale(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32,
+                      num_batches: int = 128, seed: int = 0) -> float:
+    r""":math:`B_\text{simple}` of ``model``'s cross-entropy, estimated from minibatch gradients.
+
+    Uses the theorem of chapter 2 backwards: for batches drawn without
+    replacement :math:`\mathbb E\|g_B - \nabla\mathcal L\|^2 = \frac{\operatorname{tr}\Sigma}{|B|}\frac{N-|B|}{N-1}`,
+    so :math:`\operatorname{tr}\Sigma` is estimated by the mean of
+    :math:`\|g_B - \nabla\mathcal L\|^2\,|B|\,\frac{N-1}{N-|B|}` over ``num_batches``
+    batches (one backward pass each, instead of :math:`N` per-example gradients),
+    and divided by :math:`\|\nabla\mathcal L\|^2` (one full-batch backward pass).
+    """
+    n = len(x)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if batch_size >= n:
+        raise ValueError(f"Invalid batch_size: {batch_size} (must be < {n} examples)")
+    num_batches = _check_int("num_batches", num_batches, 1)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def gradient(idx) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]).double()
+
+    full = gradient(slice(None))
+    g = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    squares = [float(((gradient(torch.randperm(n, generator=g)[:batch_size]) - full) ** 2).sum())
+               for _ in range(num_batches)]
+    trace_sigma = float(np.mean(squares)) * batch_size * (n - 1) / (n - batch_size)
+    return trace_sigma / float(full @ full)
+
+
+def noise_scale_during_training(data: Dataset, batch_size: int, learning_rate: float,
+                                checkpoints: Sequence[int], hidden: int = 64,
+                                seed: int = 0) -> np.ndarray:
+    r""":func:`batch_noise_scale` on the training set at checkpoint steps of an SGD run.
+
+    The run is :func:`batch_size_run`'s (same model and batch order for the
+    same ``seed``); step 0 is the initialization. Returns one value per checkpoint.
+    """
+    batch_size = _check_int("batch_size", batch_size, 1)
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    checkpoints = [_check_int("checkpoint", c, 0) for c in checkpoints]
+    model = mlp(data.x_train.shape[1], data.classes, hidden=hidden, seed=seed)
+    values = {}
+
+    def measure(step: int) -> None:
+        if step in checkpoints:
+            values[step] = batch_noise_scale(model, data.x_train, data.y_train, seed=seed + step)
+
+    measure(0)
+    last = max(checkpoints)
+    if last > 0:
+        train(model, SGD(model.parameters(), lr=learning_rate), data, steps=last,
+              batch_size=batch_size, eval_every=last, seed=seed,
+              on_step=lambda t: measure(t + 1))
+    return np.array([values[c] for c in checkpoints])
 
 
 # --- 2.3 limits ---------------------------------------------------------------------------
