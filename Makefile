@@ -19,7 +19,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
-MATHJAX := node_modules/mathjax/es5/tex-svg.js
+NODE_STAMP := node_modules/.installed
+FIGURES_JS := book/_static/optbook-figures.js
 CHROMIUM := /usr/bin/chromium
 JB_BUILD := $(BIN)/jupyter-book build -W -n --keep-going
 PYTEST := $(BIN)/pytest
@@ -32,25 +33,44 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup book execute lab test test-unit test-nbval test-build \
-        test-site test-browser chromium screenshot clean distclean
+.PHONY: help setup book execute lab test test-pins test-unit test-nbval test-build \
+        test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium screenshot clean distclean
 
 help:
 	@sed -n '3,7p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- setup ------------------------------------------------------------------
 
+# torch is installed first, alone: from PyTorch's CPU wheel index when that
+# answers (the CPU build; a plain PyPI torch on Linux is the multi-GB CUDA
+# build), else from the other sources pip knows (a machine's own wheel folder,
+# PyPI). An unreachable index costs a warning and ~15 s, never a failure.
+# `make book TORCH_INDEX=` skips that index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
+PIP_PIN := $(shell grep -E '^pip==' requirements.txt)
+
 $(VENV_STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(PIP_PIN)"
+	$(BIN)/python -m pip install --quiet --timeout 15 --retries 1 \
+	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(MATHJAX): package.json package-lock.json
+# MathJax and the figure runtime's build tools come from npm (lock file); the
+# runtime (js/) is bundled into book/_static/optbook-figures.js, which every
+# page loads (generated, not committed).
+$(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV_STAMP) $(MATHJAX)
+$(FIGURES_JS): $(NODE_STAMP) $(shell find js -type f 2>/dev/null)
+	npm run --silent build --if-present
+	@test -f $@ || { echo "npm run build did not write $@" >&2; exit 1; }
+
+setup: $(VENV_STAMP) $(NODE_STAMP) $(FIGURES_JS)
 
 # CI runs as root on Debian; elsewhere install chromium yourself.
 chromium:
@@ -70,8 +90,9 @@ book: setup
 execute: $(VENV_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py
 
-lab: $(VENV_STAMP)
-	$(BIN)/jupyter lab book/
+# Jupyter refuses to run as root unless told; containers and CI images are root.
+lab: setup
+	$(BIN)/jupyter lab book/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # A screenshot of the built landing page for the README (docs/screenshot.png).
 screenshot: book chromium
@@ -82,14 +103,33 @@ screenshot: book chromium
 	  --window-size=1280,900 --screenshot=docs/screenshot.png \
 	  "file://$(CURDIR)/_build/html/book/intro.html"
 
+# One PDF of the whole book (scripts/build_pdf.py: the single-page build
+# printed by Chromium). Needs Debian's Noto CJK fonts for the glossary's
+# Japanese terms and poppler-utils for its test; installed here if root.
+PDF := _build/pdf/optimization-for-deep-learning.pdf
+PDF_PACKAGES := fonts-noto-cjk poppler-utils
+
+pdf: setup chromium pdf-deps
+	$(BIN)/python scripts/build_pdf.py
+
+pdf-deps:
+	@if ! dpkg -s $(PDF_PACKAGES) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing: run 'apt-get install -y $(PDF_PACKAGES)' as root" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PDF_PACKAGES); \
+	fi
+
 # --- tests ------------------------------------------------------------------
 # `make test` runs the stages in this order and stops at the first failure:
+#   pins     the pinned set resolves from a public index on Python 3.11-3.13
 #   unit     optbook's unit and oracle tests (tests/, not browser/ or build/)
 #   nbval    re-run every notebook, compare with its stored outputs (strict)
 #   build    jupyter-book build of every page, warnings are errors
 #   site     the built HTML requests nothing from other hosts
 #   browser  Playwright + Debian chromium click through the built pages
-STAGES := unit nbval build site browser
+#   pdf      make pdf, then the PDF holds every chapter, typeset, all glyphs
+STAGES := pins unit nbval build site browser pdf
 
 test: setup chromium
 	@total_start=$$(date +%s); summary=""; \
@@ -104,8 +144,11 @@ test: setup chromium
 	done; \
 	echo; echo "make test: all stages passed in $$(( $$(date +%s) - total_start ))s ($$summary )"
 
+test-pins: $(VENV_STAMP)
+	$(BIN)/python scripts/check_pins.py
+
 test-unit: $(VENV_STAMP)
-	$(PYTEST) tests --ignore=tests/browser --ignore=tests/build -n 2 -q
+	$(PYTEST) tests --ignore=tests/browser --ignore=tests/build --ignore=tests/pdf -n 2 -q
 
 # Notebooks go to the two workers whole (--dist loadfile): a notebook's cells
 # share one kernel and must run in order.
@@ -129,10 +172,32 @@ test-browser: $(VENV_STAMP) chromium
 	fi; \
 	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/browser -q
 
+# The unit tests under another Python, each in a venv of its own
+# (.venv-3.12, ...), set up exactly as .venv is. Not part of `make test`:
+# without PyTorch's CPU index a Python other than this machine's wheel's
+# takes PyPI's CUDA build of torch (several GB).
+OTHER_PYTHONS ?= 3.12 3.13
+test-pythons:
+	@for v in $(OTHER_PYTHONS); do \
+	  py=$$($(PYTHON) scripts/check_pins.py --which $$v) || exit 1; \
+	  echo "=== unit tests under Python $$v ($$py) ==="; \
+	  $(MAKE) --no-print-directory VENV=.venv-$$v PYTHON=$$py test-unit || exit 1; \
+	done
+
+# Benchmarks print figures; they assert nothing (bench/requirements.txt holds
+# the competitors, which the book does not need).
+bench: setup chromium
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/optimizer_step.py
+	$(BIN)/python bench/figure_latency.py
+
+test-pdf: pdf
+	OPTBOOK_REQUIRE_PDF=1 $(PYTEST) tests/pdf -q
+
 # --- cleaning -----------------------------------------------------------------
 
 clean:
 	rm -rf _build
 
 distclean: clean
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) .venv-3.* node_modules .pytest_cache

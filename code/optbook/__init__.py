@@ -20,10 +20,11 @@ from .clipping import clip_by_global_norm, clip_grad_norm
 from .lamb import lamb, scale_by_trust_ratio
 from .lion import lion, scale_by_lion
 from .momentum import trace
+from .schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .sophia import hessian_ema, scale_by_sophia, sophia
 from .weight_decay import add_decayed_weights
-from . import schedules, torch  # optbook.torch: the torch.optim-compatible classes
+from . import schedule_free, schedules, torch  # optbook.torch: the torch.optim-compatible classes
 from . import landscapes
 from .landscapes import trajectory
 from .lr_range_test import LRRangeTestResult, lr_range_test
