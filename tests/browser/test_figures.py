@@ -35,9 +35,6 @@ from optbook import figure_spec as F
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
             or ROOT / "_build" / "html")
-CHROMIUM = os.environ.get("OPTBOOK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 REQUIRE_SITE = os.environ.get("OPTBOOK_REQUIRE_SITE") == "1"
 MAX_PAGE_BYTES = 400 * 1024
 SWEEP = 12                        # slider positions visited besides Home/End/arrows
@@ -56,18 +53,6 @@ if REQUIRE_SITE and not PAGES:
 
 def _is_local(url: str) -> bool:
     return urlparse(url).scheme in ("file", "data", "blob", "about")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _open(browser, path: Path, width: int = 1280):

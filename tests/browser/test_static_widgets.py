@@ -27,9 +27,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
             or ROOT / "_build" / "html")
-CHROMIUM = os.environ.get("OPTBOOK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 TWIN = re.compile(r'class="optbook-widget"')
@@ -64,18 +61,6 @@ def _is_local(url: str) -> bool:
     if parsed.scheme in ("file", "data", "blob", "about"):
         return True
     return parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname in LOCAL_HOSTS
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_no_page_shows_a_live_widget_placeholder_instead_of_its_twin():
