@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from optbook import scale_by_adam
+from optbook.base import chain, scale_by_learning_rate
 from optbook.adafactor import (adafactor, clip_by_block_rms, scale_by_factored_rms,
                                scale_by_param_block_rms, scale_by_relative_step)
 from optbook.torch.adafactor import Adafactor
@@ -21,6 +22,16 @@ SETTINGS = [
     dict(lr=0.05, weight_decay=0.5, d=2.0),
     dict(beta2_decay=-0.5, eps=(1e-6, 1e-2)),
     dict(lr=0.02, maximize=True, beta2_decay=-0.3),
+    dict(lr=0.05, d=math.inf),                     # no update clipping: torch accepts d = inf
+    dict(lr=0.05, d=math.inf, beta2_decay=-0.5),
+]
+
+# options torch.optim.Adafactor does not have (a constant beta2): checked against closed
+# forms below, and by tests/test_fast_path.py against the functional chain
+EXTRA_SETTINGS = [
+    dict(beta2=0.999),
+    dict(lr=0.05, beta2=0.999, d=math.inf),
+    dict(lr=0.05, beta2=0.9, weight_decay=0.1, d=2.0),
 ]
 
 
@@ -154,6 +165,10 @@ def test_state_dict_round_trip_resumes_bit_identically():
     (dict(d=0.5), "Invalid clipping threshold d: 0.5"),
     (dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
     (dict(lr=float("nan")), "Invalid learning rate: nan"),
+    (dict(beta2=1.0), "Invalid beta2 value: 1.0"),
+    (dict(beta2=-0.5), "Invalid beta2 value: -0.5"),
+    (dict(d=-math.inf), "Invalid clipping threshold d: -inf"),
+    (dict(d=float("nan")), "Invalid clipping threshold d: nan"),
 ])
 def test_invalid_arguments_raise_value_error(kwargs, message):
     p = torch.zeros(2, requires_grad=True)
@@ -162,3 +177,62 @@ def test_invalid_arguments_raise_value_error(kwargs, message):
     functional = {("learning_rate" if k == "lr" else k): v for k, v in kwargs.items()}
     with pytest.raises(ValueError, match=message):
         adafactor(**functional)
+
+
+
+# --- the ablation options: constant beta2 and d = infinity ---------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 7), (5, 1), (7,)])
+def test_constant_beta2_on_one_row_or_column_is_adams_second_moment(shape):
+    # one row (or one column) makes the factored V_t = R C / mean(R) equal the unfactored
+    # average, and the bias-corrected constant decay makes that Adam's v_hat_t: so
+    # U_t = G_t / sqrt(V_t) is torch.optim.Adam's step with beta1 = 0, eps = 0, lr = 1
+    gen = torch.Generator().manual_seed(5)
+    grads = [torch.randn(shape, generator=gen, dtype=DT) * (1 + 3 * (k % 4)) for k in range(40)]
+    p = torch.zeros(shape, dtype=DT, requires_grad=True)
+    oracle = torch.optim.Adam([p], lr=1.0, betas=(0.0, 0.999), eps=0.0)
+    transform = scale_by_factored_rms(beta2=0.999, eps1=0.0)
+    state = transform.init(grads[0].numpy())
+    for g in grads:
+        before = p.detach().clone()
+        p.grad = g.clone()
+        oracle.step()
+        ours, state = transform.update(g.numpy(), state)
+        np.testing.assert_allclose(ours, (before - p.detach()).numpy(), rtol=1e-12, atol=0)
+
+
+def test_constant_beta2_decay_makes_the_normalised_moving_average():
+    # beta2_t = beta2 (1 - beta2^(t-1)) / (1 - beta2^t) turns the recursion into
+    # V_t = sum_s beta2^(t-s) (1 - beta2) G_s^2 / (1 - beta2^t), computed here directly
+    beta2, gs = 0.9, np.random.default_rng(6).normal(size=(25, 3))
+    transform = scale_by_factored_rms(beta2=beta2, eps1=0.0)
+    state = transform.init(gs[0])
+    for t in range(1, len(gs) + 1):
+        _, state = transform.update(gs[t - 1], state)
+        weights = beta2 ** (t - np.arange(1, t + 1)) * (1 - beta2) / (1 - beta2 ** t)
+        np.testing.assert_allclose(state["moments"]["variance"], weights @ gs[:t] ** 2,
+                                   rtol=1e-13)
+
+
+def test_d_infinity_is_the_chain_without_clipping():
+    params0, loss_fn = make_problem(seed=5)
+    no_clip = chain(scale_by_factored_rms(), scale_by_param_block_rms(1e-3),
+                    scale_by_relative_step(0.1), scale_by_learning_rate(0.1))
+    by_d = train_functional(adafactor(0.1, d=math.inf), params0, loss_fn, STEPS)
+    by_chain = train_functional(no_clip, params0, loss_fn, STEPS)
+    assert_rel_close(by_d, by_chain, 1e-14)
+    # and the default d = 1 does clip on this problem: the two runs differ
+    clipped = train_functional(adafactor(0.1), params0, loss_fn, STEPS)
+    assert max(float((a - b).abs().max()) for a, b in zip(clipped, by_chain)) > 1e-6
+
+
+@pytest.mark.parametrize("kwargs", EXTRA_SETTINGS, ids=str)
+def test_class_with_constant_beta2_equals_functional_chain(kwargs):
+    params0, loss_fn = make_problem(seed=6)
+    by_class, _ = train(lambda ps: Adafactor(ps, **kwargs), params0, loss_fn, STEPS)
+    functional = adafactor(learning_rate=kwargs.get("lr", 1e-2), d=kwargs.get("d", 1.0),
+                           weight_decay=kwargs.get("weight_decay", 0.0), beta2=kwargs["beta2"])
+    by_function = train_functional(functional, params0, loss_fn, STEPS)
+    assert moved(by_class, params0) > 1e-3
+    assert_rel_close(by_function, by_class, 1e-12)  # the class may take the in-place path
+

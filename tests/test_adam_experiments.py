@@ -219,6 +219,23 @@ def test_train_seeds_records_update_norms_of_the_recorded_step():
     assert runs.names == [n for n, _ in model.named_parameters()]
 
 
+def test_train_seeds_val_curve_equals_shorter_runs():
+    # the validation loss recorded after step k is the final loss of a k-step run
+    torch.set_num_threads(1)
+    seeds = (0, 3)
+    data = [teacher_classification(n_train=64, n_val=64, dim=20, classes=4, seed=s)
+            for s in seeds]
+    make = lambda p: optbook.torch.Adam(p, lr=1e-2)
+    runs = A.train_seeds(make, data, seeds, steps=9, batch_size=16, hidden=8,
+                         record_every=9, eval_every=4)
+    assert list(runs.val_steps) == [4, 8, 9]
+    for r, k in enumerate((4, 8)):
+        short = A.train_seeds(make, data, seeds, steps=k, batch_size=16, hidden=8,
+                              record_every=k)
+        np.testing.assert_allclose(runs.val_curve[:, r], short.final_val_loss, rtol=1e-6)
+    np.testing.assert_array_equal(runs.val_curve[:, -1], runs.final_val_loss)
+
+
 def test_train_seeds_rejects_mismatched_datasets():
     data = teacher_classification(n_train=64, n_val=64, seed=0)
     with pytest.raises(ValueError, match="Invalid datasets"):

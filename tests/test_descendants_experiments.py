@@ -188,11 +188,11 @@ def test_sophia_task_refreshes_hessian_every_k_steps():
 
 # --- the comparison ---------------------------------------------------------------------
 
-def test_comparison_run_equals_hand_loop_with_torch_optim_adamw():
+def test_comparison_run_equals_hand_loop_with_torch_optim_adam():
     steps, batch, lr = 30, 64, 3e-3
-    result = D.comparison_run("adamw", lr, steps=steps, batch_size=batch)
+    result = D.comparison_run("adam", lr, steps=steps, batch_size=batch)
     data, model = D.task_data(), D.task_model()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = epoch_batches(data.n_train, batch, torch.Generator().manual_seed(0))
     losses = []
     for _ in range(steps):
@@ -240,16 +240,23 @@ def test_tuning_picks_lowest_finite_validation_loss(monkeypatch):
 
 # --- LAMB against Adam on several seeds ----------------------------------------------------
 
-def _hand_run(make, seed, steps, batch_size):
-    """A plain training loop on the common task (hand-written, independent of train_seeds)."""
+def _hand_run(make, seed, steps, batch_size, record=None):
+    """A plain training loop on the common task (hand-written, independent of train_seeds).
+
+    ``record(t, model, before)`` is called after step t (1, 2, ...) with the weights
+    before that step.
+    """
     data, model = D.task_data(seed), D.task_model(seed)
     opt = make(model.parameters())
     batches = epoch_batches(data.n_train, batch_size, torch.Generator().manual_seed(seed))
-    for _ in range(steps):
+    for t in range(1, steps + 1):
         idx = next(batches)
+        before = [p.detach().clone() for p in model.parameters()]
         opt.zero_grad()
         nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
         opt.step()
+        if record is not None:
+            record(t, model, before)
     with torch.no_grad():
         return float(nn.functional.cross_entropy(model(data.x_val), data.y_val))
 
@@ -315,3 +322,82 @@ def test_newton_goes_to_the_saddle_and_sophia_with_paper_denominator_does_not():
     # ... while rho h + eps < 0 turns the step uphill, towards the saddle, unclipped
     assert not released.clipped[0, 1] and released.path[1, 1] < 0.1
     assert abs(released.path[-1, 1]) < 0.05
+
+
+# --- the comparison tuned on the seed mean ---------------------------------------------------
+
+def test_tune_on_seeds_curves_equal_separate_torch_runs():
+    torch.set_num_threads(1)
+    tuning = D.tune_on_seeds("adam", lrs=(3e-3,), steps=20, seeds=(0, 1), eval_every=10)
+    assert list(tuning.val_steps) == [10, 20] and tuning.val_curve.shape == (1, 2, 2)
+    for s in (0, 1):
+        for r, steps in enumerate((10, 20)):
+            assert tuning.val_curve[0, s, r] == pytest.approx(
+                _hand_run(lambda p: torch.optim.Adam(p, lr=3e-3), s, steps, 64), rel=1e-4)
+        assert tuning.val_loss[0, s] == tuning.val_curve[0, s, -1]
+
+
+def test_tune_on_seeds_per_tensor_rules_and_sophia_are_separate_runs():
+    torch.set_num_threads(1)
+    adafactor = D.tune_on_seeds("adafactor", lrs=(0.03,), steps=12, seeds=(0, 1), eval_every=6)
+    sophia = D.tune_on_seeds("sophia", lrs=(1e-3,), steps=12, seeds=(0, 1), eval_every=6)
+    for s in (0, 1):
+        assert adafactor.val_loss[0, s] == pytest.approx(
+            _hand_run(lambda p: torch.optim.Adafactor(p, lr=0.03), s, 12, 64), rel=1e-4)
+        assert sophia.val_loss[0, s] == pytest.approx(
+            D.comparison_run("sophia", 1e-3, steps=12, seed=s).final_val_loss, rel=1e-12)
+
+
+def test_tune_on_seeds_picks_the_lowest_seed_mean_and_counts_divergence_as_inf():
+    losses = np.array([[1.0, 3.0], [1.5, 1.6], [np.inf, 0.1]])        # 3 lrs, 2 seeds
+    tuning = D.SeedTuning("adam", (1, 2, 3), (0, 1), 10, losses, np.array([10]),
+                          losses[:, :, None])
+    np.testing.assert_allclose(tuning.scores(), [2.0, 1.55, np.inf])
+    assert tuning.best_lr == 2 and list(tuning.best()) == [1.5, 1.6]
+    # a real divergence: SGD with momentum at lr = 1e5 stops at a non-finite loss
+    run = D.tune_on_seeds("momentum", lrs=(0.03, 1e5), steps=10, seeds=(0, 1), eval_every=5)
+    assert not np.isfinite(run.val_loss[1]).any() and run.best_lr == 0.03
+    assert run.val_curve.shape == (2, 2, 2) and np.isinf(run.val_curve[1]).all()
+    with pytest.raises(ValueError, match="Invalid optimizer"):
+        D.tune_on_seeds("adamax")
+
+
+# --- AdaFactor's ablation -------------------------------------------------------------------------
+
+def test_adafactor_ablation_arms_equal_separate_runs_and_report_update_rms():
+    torch.set_num_threads(1)
+    arms = ("d = 1, β₂ = 1 − t^−0.8", "d = ∞, β₂ = 0.999")
+    ab = D.adafactor_ablation(lrs=(0.05,), steps=8, seeds=(0, 1), arms=arms)
+    assert ab.val_loss.shape == ab.max_update_rms.shape == (2, 1, 2)
+    for s in (0, 1):
+        # the default arm is torch.optim.Adafactor itself
+        assert ab.val_loss[0, 0, s] == pytest.approx(
+            _hand_run(lambda p: torch.optim.Adafactor(p, lr=0.05), s, 8, 64), rel=1e-4)
+        # d = inf, constant beta2: RMS of U_hat rebuilt from a separate run's weights
+        peaks = []
+
+        def record(t, model, before):
+            rho = min(0.05, 1 / math.sqrt(t))
+            for p, b in zip(model.parameters(), before):
+                if p.ndim == 2:
+                    scale = rho * max(1e-3, float(b.pow(2).mean().sqrt()))
+                    peaks.append(float((p.detach() - b).pow(2).mean().sqrt()) / scale)
+
+        val = _hand_run(lambda p: otorch.Adafactor(p, lr=0.05, beta2=0.999, d=math.inf),
+                        s, 8, 64, record)
+        assert ab.val_loss[1, 0, s] == pytest.approx(val, rel=1e-4)
+        assert ab.max_update_rms[1, 0, s] == pytest.approx(max(peaks), rel=1e-3)
+    # update clipping at d = 1 bounds RMS(U_hat) by 1; without it this run exceeds 1
+    assert ab.max_update_rms[0].max() <= 1 + 1e-4 and ab.max_update_rms[1].min() > 1
+    with pytest.raises(ValueError, match="Invalid arm"):
+        D.adafactor_ablation(arms=("d = 2",))
+
+
+def test_hutchinson_variance_matches_its_closed_forms():
+    h = np.array([[2.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 3.0]])
+    rad, rad_closed = D.hutchinson_variance(h, "rademacher", draws=3000)
+    gau, gau_closed = D.hutchinson_variance(h, "gaussian", draws=3000, seed=1)
+    np.testing.assert_allclose(rad_closed, [1.25, 0.25, 1.0])             # sum_{j != i} H_ij^2
+    np.testing.assert_allclose(gau_closed, [9.25, 2.25, 19.0])            # + 2 H_ii^2
+    np.testing.assert_allclose(rad, rad_closed, rtol=0.15)
+    np.testing.assert_allclose(gau, gau_closed, rtol=0.15)

@@ -138,3 +138,111 @@ def test_warmup_rescue_runs_structure_and_rates():
     np.testing.assert_array_equal(runs[0][1].history.extra["sharpness_steps"], [4, 8, 12])
     with pytest.raises(ValueError, match="Invalid factor"):
         S.warmup_rescue_runs(data, 32, seeds=(0,), base_batch=16)
+
+
+# --- the fast paths the chapter uses give the slow paths' numbers ------------------------------
+
+def _torch_func_rows(model, x, y):
+    """Per-example gradients by torch.func.vmap(grad): code nobody here wrote."""
+    grads = torch.func.vmap(torch.func.grad(
+        lambda p, xi, yi: torch.nn.functional.cross_entropy(
+            torch.func.functional_call(model, p, (xi[None],)), yi[None])),
+        in_dims=(None, 0, 0))({k: v.detach() for k, v in model.named_parameters()}, x, y)
+    return torch.cat([v.reshape(len(x), -1) for v in grads.values()], dim=1).double().numpy()
+
+
+def test_per_example_rows_equal_torch_func_and_reject_other_layers():
+    data = teacher_classification(n_train=64, n_val=8, seed=3)
+    model = mlp(20, 4, hidden=8, seed=1)
+    np.testing.assert_allclose(S.model_per_example_gradients(model, data.x_train, data.y_train),
+                               _torch_func_rows(model, data.x_train, data.y_train),
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="Invalid model"):
+        S.model_per_example_gradients(torch.nn.Sequential(torch.nn.Linear(20, 4),
+                                                          torch.nn.LayerNorm(4)),
+                                      data.x_train, data.y_train)
+
+
+def test_exact_noise_scale_equals_the_per_example_route():
+    data = teacher_classification(n_train=128, n_val=8, seed=0)
+    model = mlp(20, 4, hidden=8, seed=4)
+    expected = S.gradient_noise_scale(_torch_func_rows(model, data.x_train, data.y_train))
+    assert S.model_gradient_noise_scale(model, data.x_train, data.y_train) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_noise_scale_recorded_along_a_run_leaves_the_run_unchanged():
+    data = teacher_classification(n_train=256, n_val=64, seed=0)
+    plain = S.linear_scaling_runs(data, [1], base_batch=16, base_lr=0.1, epochs=1, hidden=8,
+                                  seed=2)[1]
+    measured = S.linear_scaling_runs(data, [1, 2], base_batch=16, base_lr=0.1, epochs=1,
+                                     hidden=8, noise_scale_at=(0, 8), seed=2)
+    np.testing.assert_array_equal(measured[1].history.train_loss, plain.history.train_loss)
+    np.testing.assert_array_equal(measured[1].history.extra["noise_scale_steps"], [0, 8])
+    assert len(measured[2].history.extra["noise_scale"]) == 0       # base run only
+    # the value after step 8 is the noise scale of a model trained 8 steps by hand
+    fresh = mlp(20, 4, hidden=8, seed=2)
+    assert measured[1].history.extra["noise_scale"][0] == pytest.approx(
+        S.gradient_noise_scale(_torch_func_rows(fresh, data.x_train, data.y_train)), rel=1e-5)
+    train(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), data, steps=8, batch_size=16,
+          eval_every=8, seed=2)
+    assert measured[1].history.extra["noise_scale"][1] == pytest.approx(
+        S.gradient_noise_scale(_torch_func_rows(fresh, data.x_train, data.y_train)), rel=1e-4)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1e-4, 0.05])
+def test_vectorised_saddle_escapes_equal_one_trajectory_per_seed(sigma):
+    from optbook.experiments.foundations import saddle_run
+    expected = [saddle_run(0.1, 300, y0=0.0, noise_std=sigma, seed=s).escape_step
+                for s in range(6)]
+    assert S.saddle_escape_steps(sigma, range(6), steps=300) == expected
+
+
+def test_minibatch_draws_by_gather_and_by_matrix_product_hold_b_distinct_examples():
+    # one-hot rows: a batch mean shows which examples it holds; b < 128 gathers rows,
+    # b >= 128 multiplies by a 0/1 membership matrix: both must hold b distinct examples
+    for n, b in ((10, 7), (300, 200)):
+        samples = S.minibatch_gradient_samples(np.eye(n), b, 40, seed=1)
+        np.testing.assert_allclose(np.sort(samples, axis=1)[:, -b:], 1 / b, rtol=1e-12)
+        np.testing.assert_allclose(np.sort(samples, axis=1)[:, :n - b], 0, atol=1e-15)
+    full = S.minibatch_gradient_samples(np.eye(10), 10, 3, seed=1)
+    np.testing.assert_allclose(full, 0.1, rtol=1e-12)
+    # the same uniforms pick the same batch either way: b = 127 (gather) is the
+    # first 127 of the 128 that b = 128 (matrix product) picks, for each batch
+    small = S.minibatch_gradient_samples(np.eye(400), 127, 5, seed=2) > 0
+    large = S.minibatch_gradient_samples(np.eye(400), 128, 5, seed=2) > 0
+    assert np.all(large[small])
+
+
+def test_noise_floor_draws_in_chunks_give_the_step_by_step_numbers():
+    # the recursion written out one step and one draw at a time, as the text states it
+    def step_by_step(eta, batch, n, steps, runs, seed):
+        rng = np.random.default_rng(seed)
+        c = rng.standard_normal(n)
+        c = (c - c.mean()) / np.sqrt(((c - c.mean()) ** 2).mean())
+        theta, total, count = np.zeros(runs), 0.0, 0
+        for t in range(steps):
+            theta = theta - eta * (theta - c[rng.integers(n, size=(runs, batch))].mean(axis=1))
+            if t >= steps // 2:
+                total += float((0.5 * theta ** 2).sum())
+                count += runs
+        return total / count
+
+    for eta, batch in ((0.1, 1), (0.5, 7)):
+        assert S.quadratic_noise_floor(eta, batch, n=50, steps=300, runs=9, seed=4) == \
+            step_by_step(eta, batch, 50, 300, 9, 4)
+
+
+def test_steps_to_tolerance_first_horizon_does_not_change_the_count():
+    # count by hand on the exact per-step factors, from a horizon far too short and far too long
+    from optbook.landscapes import quadratic
+    for kappa, lr in ((1000.0, None), (10.0, 0.05), (3.0, 0.6)):
+        land = quadratic(kappa)
+        eta = 2.0 / (land.L + land.mu) if lr is None else lr
+        x0, y0 = land.x0
+        f0 = 0.5 * (land.mu * x0 ** 2 + land.L * y0 ** 2)
+        t = 0
+        while 0.5 * (land.mu * x0 ** 2 * (1 - eta * land.mu) ** (2 * t)
+                     + land.L * y0 ** 2 * (1 - eta * land.L) ** (2 * t)) > 1e-6 * f0:
+            t += 1
+        assert S.steps_to_tolerance(kappa, learning_rate=lr, tol=1e-6) == t

@@ -403,7 +403,9 @@ def test_schedule_figure_is_computed_in_the_page():
 
 
 def test_warmup_curves_figure_stores_the_grids_curves():
-    """Chapter 6.2: menus over a stored grid; the spec holds every curve and final loss."""
+    """Chapter 6.2 on the stored-runs kind: a menu and two snapping sliders over the stored
+    grid; every stored curve is the grid's curve to 4 significant digits; the grey
+    reference (warmup 0, same rate) is stored exactly where warmup > 0."""
     from optbook.experiments.warmup import WarmupGrid
 
     rng = np.random.default_rng(0)
@@ -417,13 +419,154 @@ def test_warmup_curves_figure_stores_the_grids_curves():
     grids = {"post": grid("post"), "pre": grid("pre")}
     e = widgets.warmup_curves_figure(grids, norm="pre", lr=3e-2, warmup=5)
     spec = e.spec
-    assert spec["kind"] == "curves" and spec["steps"] == 20 and spec["params"] == []
-    assert [m["name"] for m in spec["menus"]] == ["norm", "lr", "warmup"]
-    assert [m["value"] for m in spec["menus"]] == [1, 1, 1]
-    np.testing.assert_allclose(spec["curves"]["pre"], grids["pre"].curves, rtol=1e-5)
-    np.testing.assert_allclose(spec["finals"]["post"], grids["post"].val_loss, rtol=1e-5)
-    assert "layer norm (norm): [Post-LN, Pre-LN], default Pre-LN" in repr(e)
+    assert spec["kind"] == "runs" and spec["params"] == []
+    assert [(a["name"], a["numeric"]) for a in spec["axes"]] == \
+        [("norm", False), ("lr", True), ("warmup", True)]
+    assert [a["value"] for a in spec["axes"]] == [1, 1, 1]
+    assert spec["panels"][1]["x"]["values"] == [5, 10, 15, 20]
+    for (n, norm), (j, _), (i, w) in itertools.product(enumerate(("post", "pre")),
+                                                        enumerate((1e-2, 3e-2)),
+                                                        enumerate((0, 5, 10))):
+        point = spec["points"][(n * 2 + j) * 3 + i]       # first axis most significant
+        right = point["panels"][1]["series"]
+        np.testing.assert_allclose(right["run"]["y"], grids[norm].curves[i, j], rtol=5e-4)
+        assert ("reference" in right) == (w > 0)
+        if w:
+            np.testing.assert_allclose(right["reference"]["y"], grids[norm].curves[0, j], rtol=5e-4)
+        eta = point["panels"][0]["series"]["eta"]     # corners: 0 at t=0 (peak if no warmup), peak from t=w
+        peak = (1e-2, 3e-2)[j]
+        assert eta["y"][0][0] == (0.0 if w else peak) and eta["y"][0][-1] == pytest.approx(peak)
+        assert eta["x"] == sorted({0, w, 19})
+    assert "layer norm (norm, menu): [Post-LN, Pre-LN], default Pre-LN" in repr(e)
     html_text = e.static_html()
-    assert 'data-optbook-kind="curves"' in html_text and html_text.count("data:image/png") == 1
+    assert 'data-optbook-kind="runs"' in html_text and html_text.count("data:image/png") == 1
     with pytest.raises(ValueError, match="Invalid default"):
         widgets.warmup_curves_figure(grids, lr=0.5)
+
+
+# --- stored-runs figures (optbook.stored_figures) ---------------------------------------
+
+from optbook.stored_figures import Axis, Curve, Mark, Panel, Series, round_sig  # noqa: E402
+
+
+def test_round_sig_keeps_four_significant_digits_and_stores_non_finite_as_null():
+    assert round_sig(3.14159265) == 3.142
+    assert round_sig(-0.000123456) == -0.0001235
+    assert round_sig(123456.0) == 123500.0
+    assert round_sig(float("nan")) is None and round_sig(float("inf")) is None
+
+
+def _grid_data(lr, opt):
+    """Curves whose values encode their grid point: seed s at step t is lr * (t + 1) + s/10
+    (+100 for "b"), so a stored point can be traced back to where it came from."""
+    t = np.arange(5)
+    return {"a": np.array([lr * (t + 1) + s / 10 for s in range(3)]),
+            "b": np.array([lr * (t + 1) + s / 10 + (100 if opt == "b" else 0) for s in range(3)])}
+
+
+def test_curves_figure_stores_every_grid_point_in_product_order():
+    lrs, opts = [0.1, 0.2, 0.4], ["a", "b"]
+    e = widgets.curves_figure(_grid_data, axes=[Axis("lr", "η", lrs, default=0.2), Axis("opt", "case", opts)],
+                              panels=[Panel("loss", x=[0, 1, 2, 3, 4])], title="t", headline="η = {lr}")
+    spec = e.spec
+    assert spec["kind"] == "runs"
+    assert [(a["numeric"], a["value"], a["labels"]) for a in spec["axes"]] == \
+        [(True, 1, ["0.1", "0.2", "0.4"]), (False, 0, ["a", "b"])]
+    assert len(spec["points"]) == 6
+    for k, (lr, opt) in enumerate(itertools.product(lrs, opts)):
+        stored = spec["points"][k]["panels"][0]["series"]
+        want = _grid_data(lr, opt)
+        for name in ("a", "b"):
+            np.testing.assert_allclose(stored[name]["y"], want[name], rtol=5e-4)
+    assert [s["name"] for s in spec["series"]] == ["a", "b"]       # found in the data, in order
+    # the axes cover every point's data (not only the default's)
+    lo, hi = spec["panels"][0]["y"]["domain"]
+    assert lo < 0.1 and hi > 100 + 0.4 * 5
+    text = repr(e)
+    assert "η (lr, slider): [0.1, 0.2, 0.4], default 0.2" in text and "case (opt, menu)" in text
+    html_text = e.static_html()
+    assert html_text.count("data:image/png") == 1 and 'data-optbook-kind="runs"' in html_text
+
+
+def test_curves_figure_stores_divergence_as_null_and_marks_notes():
+    y = np.array([[1.0, 0.5, 0.25], [1.0, np.nan, np.nan], [1.0, np.inf, 2.0]])
+    e = widgets.curves_figure({(): {"sgd": y}}, panels=[Panel(x=[1, 2, 3], marks=[Mark("hline", y=1.0)])],
+                              marks={(): [Mark("vline", x=2, label="here")]},
+                              notes={(): ["seed 1 diverged"]}, title="t")
+    point = e.spec["points"][0]
+    assert point["panels"][0]["series"]["sgd"]["y"] == [[1.0, 0.5, 0.25], [1.0, None, None], [1.0, None, 2.0]]
+    assert point["panels"][0]["marks"] == [{"type": "vline", "x": 2.0, "label": "here"}]
+    assert point["notes"] == ["seed 1 diverged"]
+    assert e.spec["panels"][0]["marks"] == [{"type": "hline", "y": 1.0}]
+    assert e.figure() is not None                  # the still image draws from the stored data
+
+
+def test_curves_figure_own_x_per_curve_and_several_panels():
+    e = widgets.curves_figure(
+        {"a": [{"s": Curve([1.0, 2.0], x=[1e-3, 1e-2])}, {"s": np.ones((2, 3))}],
+         "b": [{"s": Curve([3.0, 4.0, 5.0], x=[1e-3, 1e-2, 1e-1])}, {}]},
+        axes=[Axis("k", "run", ["a", "b"])],
+        panels=[Panel(xscale="log", readout="none"), Panel(x=[0, 1, 2], readout="min")], title="t")
+    a, b = e.spec["points"]
+    assert a["panels"][0]["series"]["s"] == {"y": [[1.0, 2.0]], "x": [0.001, 0.01]}
+    assert b["panels"][1]["series"] == {}          # missing series: not drawn there
+    assert e.spec["panels"][0]["x"]["domain"] == [0.001, 0.1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(data={0.1: {"s": np.ones((2, 3))}}, axes=[Axis("lr", "η", [0.1, 0.2])], panels=[Panel(x=[0, 1, 2])]),
+     "no entry for grid point"),
+    (dict(data={(): {"s": np.ones((2, 3))}}, panels=[Panel(x=[0, 1])]), "3 values for 2 x values"),
+    (dict(data={(): {"s": np.ones((2, 3))}}, panels=[Panel(x=[0, 1, 2], readout="last")]), "Invalid Panel readout"),
+    (dict(data={(): {"s": np.ones((2, 3))}}, panels=[Panel(x=[0, 1, 2])], series=[Series("t")]),
+     "series \\['s'\\] not in series"),
+    (dict(data={(): {"s": np.ones((2, 3))}}), "no x"),
+    (dict(data={0.1: {}}, axes=[Axis("lr", "η", [0.1], default=0.3)]), "Invalid Axis 'lr' default"),
+    (dict(data={0.1: {}}, axes=[Axis("lr", "η", [0.1, 0.1])]), "repeated values"),
+    (dict(data={(): {"s": np.ones((2, 3))}}, panels=[Panel(x=[0, 1, 2])], marks={(): [Mark("vline")]}),
+     "a vline needs a finite x"),
+])
+def test_curves_figure_rejects_bad_input_by_name(kwargs, match):
+    data = kwargs.pop("data")
+    with pytest.raises(ValueError, match=match):
+        widgets.curves_figure(data, title="t", **kwargs)
+
+
+def test_heatmap_figure_stores_seeds_and_selects_the_best_mean():
+    rng = np.random.default_rng(1)
+    a = rng.random((3, 4, 5)) + 1.0
+    b = rng.random((3, 4, 5)) + 1.0
+    b[:, 2, 3] = 0.1                          # clearly the best cell of b
+    b[1, 0, 0] = np.nan                       # a diverged seed: never the best, stored as null
+    b[:, 0, 0] = [0.0, np.nan, 0.0]
+    curves = {"A": rng.random((3, 4, 5, 6)), "B": rng.random((3, 4, 5, 6))}
+    e = widgets.heatmap_figure({"A": a, "B": b}, x=("lr", "η", np.geomspace(1e-4, 1e-2, 5)),
+                               y=("wd", "λ", [0.0, 0.01, 0.1, 1.0]), title="grid",
+                               curves=curves, curves_x=np.arange(6) * 10)
+    spec = e.spec
+    assert spec["kind"] == "heatmap"
+    np.testing.assert_allclose(np.array(spec["panels"][0]["values"], dtype=float), a, rtol=5e-4)
+    assert spec["panels"][1]["values"][1][0][0] is None
+    mean_a = a.mean(axis=0)
+    assert spec["selected"] == list(np.unravel_index(mean_a.argmin(), mean_a.shape))
+    from optbook.stored_figures import _best_cell
+    assert _best_cell(b, "min") == (2, 3)
+    assert spec["x"]["labels"] == ["0.0001", "0.000316", "0.001", "0.00316", "0.01"]
+    cell = spec["curves"]["data"][1][2][3]["y"]
+    np.testing.assert_allclose(cell, curves["B"][:, 2, 3], rtol=5e-4)
+    assert "panels: A, B" in repr(e)
+    assert e.static_html().count("data:image/png") == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(values={"A": np.ones((3, 2, 2))}, x=("lr", "η", [1, 2, 3]), y=("wd", "λ", [1, 2])), "expected \\(seeds, 2, 3\\)"),
+    (dict(values={"A": np.ones((3, 2, 2))}, x=("lr", "η", [1, 2]), y=("wd", "λ", [1, 2]), best="lowest"), "Invalid best"),
+    (dict(values={"A": np.ones((3, 2, 2))}, x=("lr", [1, 2]), y=("wd", "λ", [1, 2])), "Invalid x"),
+    (dict(values={"A": np.ones((3, 2, 2))}, x=("lr", "η", [1, 2]), y=("wd", "λ", [1, 2]),
+          curves={"A": np.ones((3, 2, 2, 4))}), "Invalid curves_x"),
+    (dict(values={"A": np.ones((3, 2, 2))}, x=("lr", "η", [1, 2]), y=("wd", "λ", [1, 2]),
+          selected=(2, 0)), "Invalid selected"),
+])
+def test_heatmap_figure_rejects_bad_input_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.heatmap_figure(title="t", **kwargs)

@@ -52,18 +52,63 @@ built book and checks the readout against optbook.
 
 Ready-made figures: :func:`gd_learning_rate_explorer` (chapter 1),
 :func:`sgd_noise_figure` (2), :func:`momentum_figure` and
-:func:`heavy_ball_phase_figure` (3), :func:`adam_betas_figure` (5.1).  A
+:func:`heavy_ball_phase_figure` (3), :func:`adam_betas_figure` (5.1),
+:func:`schedule_figure` (6.1); of stored runs: :func:`warmup_curves_figure`
+(6.2), ``experiments.lr_finder.range_test_explorer`` (7.2) and
+``experiments.debugging.symptom_explorer`` (7.5).  A
 figure the catalogue does not cover (another kind of panel) is a new ``kind``
 in ``js/src/index.js`` plus a function here that writes its spec; see
 :func:`heavy_ball_phase_figure` and ``js/src/phase.js``.
+
+Figures of training runs: stored data, drawn in the page
+---------------------------------------------------------
+Training cannot run in a page, so its results are stored in the page as
+numbers (4 significant digits; NaN/inf as null, read as "diverged") and drawn
+by the same runtime (:mod:`optbook.stored_figures`, ``js/src/runs.js`` and
+``js/src/heatmap.js``).  Two kinds, each one call:
+
+* :func:`curves_figure` (kind ``runs``): a grid of named axes -- numeric values
+  make a slider that snaps to them (value shown with its symbol,
+  aria-valuetext, keyboard), names make a menu -- and, for the selected grid
+  point, panels of curves: several series, each seed thin and the seeds' mean
+  thick, reference series in grey, marks (lines, points, bands).  Hovering a
+  panel (or focusing it and pressing the arrow keys) reads the stored value of
+  every series and seed at the nearest x; the readout list gives each
+  series' final value as mean (min–max) over seeds, or "seed i diverged at
+  step k" (``Panel(readout="min")``: the lowest point of the seeds' mean, for
+  curves against a swept rate)::
+
+      widgets.curves_figure(
+          lambda lr, clip: {"adam": losses[lr, clip, "adam"], "sgd": losses[lr, clip, "sgd"]},
+          axes=[widgets.Axis("lr", "η", [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]), widgets.Axis("clip", "clipping", ["off", "on"])],
+          panels=[widgets.Panel("training loss", x=eval_steps, ylabel="loss", yscale="log")],
+          title="Adam and SGD over η, with and without clipping")
+
+  (``losses[...]`` is an array of shape (seeds, len(eval_steps)).)
+* :func:`heatmap_figure` (kind ``heatmap``): panels over two numeric axes
+  sharing one colour scale, each cell the mean over seeds, the best cell of
+  each panel outlined; hover or keyboard focus reads a cell's coordinates,
+  mean, min–max and every seed; with ``curves=`` a click (or Enter) draws the
+  selected cell's stored curves::
+
+      widgets.heatmap_figure({"Adam + L2": l2, "AdamW": adamw},        # (seeds, n_wd, n_lr)
+                             x=("lr", "η", lrs), y=("wd", "λ", wds), title="...",
+                             curves={"Adam + L2": l2_curves, "AdamW": adamw_curves},  # (..., n)
+                             curves_x=eval_steps)
+
+Without scripts the reader sees the default view as an image (drawn with
+matplotlib from the same stored numbers, or by ``draw=``) and the one line;
+in Jupyter after running, the kernel widget has a snapping slider or a menu
+per axis.  Keep a chapter page under 400 KB (``tests/browser/test_figures.py``
+checks it): about 7 bytes per stored number.
 
 The frame-per-grid-point twin (any ``draw`` function)
 -----------------------------------------------------
 ``Explorer(draw, grid, defaults, labels=..., title=...)`` around a pure
 ``draw(**params) -> matplotlib Figure`` renders one PNG per grid point and a
 slider per parameter that swaps them (a ``<select>`` for non-numeric values);
-keep the grid small (``max_frames``).  Use it only for what the page cannot
-compute.
+keep the grid small (``max_frames``).  Prefer a stored-runs figure (above)
+for anything the page cannot compute: it stores numbers, not pictures.
 
 In a notebook, make the figure the last expression of its cell (no trailing
 ``;``: under nbval a ``;`` does not silence output, see nbval issue 194).
@@ -91,11 +136,14 @@ import numpy as np
 
 from . import plotting
 from .base import GradientTransformation, scale_by_learning_rate
+# figures of stored runs (their own module; here so a chapter needs one import)
+from .stored_figures import Axis, Curve, Mark, Panel, Series, curves_figure, heatmap_figure
 
 __all__ = ["Explorer", "WIDGET_VIEW_MIME", "optimizer_runs", "draw_runs", "optimizer_explorer",
            "gd_learning_rate_runs", "gd_regime", "gd_learning_rate_explorer", "figure_html",
            "spec_figure", "heavy_ball_phase_figure", "adam_betas_figure", "momentum_figure",
-           "sgd_noise_figure", "schedule_figure", "warmup_curves_figure"]
+           "sgd_noise_figure", "schedule_figure", "warmup_curves_figure", "curves_figure",
+           "heatmap_figure", "Axis", "Panel", "Series", "Mark", "Curve"]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 _DISPLAY_COUNT = itertools.count()      # live widgets created in this process
@@ -445,18 +493,25 @@ class Explorer:
         controls = {}
         for p in self.spec["params"]:
             controls[p["name"]] = _kernel_slider(W, p)
-        for name in self.parameters:          # non-numeric choices (a landscape menu)
-            if name not in controls:
-                controls[name] = W.Dropdown(options=list(self.grid[name]),
-                                            value=self.defaults[name],
-                                            description=self.labels[name])
+        for name in self.parameters:          # stored grid values, or a landscape menu
+            values = self.grid[name]
+            if name in controls or len(values) == 1:
+                continue
+            common = dict(value=self.defaults[name], description=self.labels[name],
+                          style={"description_width": "initial"})
+            if all(_is_numeric(v) for v in values):
+                controls[name] = W.SelectionSlider(
+                    options=[(self.format(name, v), v) for v in values], continuous_update=True,
+                    layout=W.Layout(width="24em"), **common)
+            else:
+                controls[name] = W.Dropdown(options=list(values), **common)
         png = self.frame()
         width, _ = self._display_size(png)
         image = W.Image(value=png, format="png", width=width,
                         layout=W.Layout(max_width="100%", height="auto"))
 
         def redraw(change):
-            fig = self.figure(**{n: c.value for n, c in controls.items()})
+            fig = self.figure(**{n: c.value for n, c in controls.items()})  # others: defaults
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png", dpi=self.dpi, facecolor="white")
             _release(fig)
@@ -471,9 +526,21 @@ class Explorer:
 
     def __repr__(self) -> str:
         if self.spec is not None:
-            how = ("drawn in the page from stored runs" if self.spec.get("kind") == "curves"
+            kind = self.spec.get("kind")
+            how = ("drawn in the page from stored runs" if kind in ("runs", "heatmap")
                    else "computed in the page")
             lines = [f"Figure: {self.title}" if self.title else "Figure", f"  {how}; controls:"]
+            for a in self.spec.get("axes", ()):
+                lines.append(f"  {a['label']} ({a['name']}, {'slider' if a['numeric'] else 'menu'}): "
+                             f"[{', '.join(a['labels'])}], default {a['labels'][a['value']]}")
+            if kind == "runs":
+                lines.append("  series: " + ", ".join(s["label"] for s in self.spec["series"]))
+            if kind == "heatmap":
+                sp = self.spec
+                lines.append(f"  {sp['value']['label']} over {sp['x']['label']} "
+                             f"[{', '.join(sp['x']['labels'])}] x {sp['y']['label']} "
+                             f"[{', '.join(sp['y']['labels'])}]; panels: "
+                             + ", ".join(p["label"] for p in sp["panels"]))
             for m in self.spec.get("menus", ()):
                 shown = [o["label"] for o in m["options"]]
                 lines.append(f"  {m['label']} ({m['name']}): [{', '.join(shown)}], "
@@ -1108,14 +1175,17 @@ def warmup_curves_figure(grids: Mapping, norm: str = "post", lr: float = 3e-2, w
     r"""Chapter 6.2: the warmup grid's stored training curves, drawn in the page.
 
     ``grids`` maps "post"/"pre" to an :class:`optbook.experiments.warmup.WarmupGrid`
-    (the first warmup must be 0: it is the grey reference).  Training cannot
-    run in a page, so the spec holds the data: every seed's validation-loss
-    curve and final loss for every (norm, peak rate, warmup).  Menus pick one
-    run; the page draws its schedule, the seeds' curves, the same rate without
-    warmup in grey, and reads out the final losses (a pointer over the loss
-    panel reads every curve at the nearest evaluation).  The still image and
-    the kernel widget are :func:`optbook.experiments.warmup.draw_warmup_runs`.
+    (the first warmup must be 0: it is the grey reference).  A stored-runs
+    figure (:func:`curves_figure`): a menu for the layer norm, sliders that
+    snap to the stored peak rates and warmups; the left panel is the schedule
+    :math:`\eta_t` (stored at its corners: it is piecewise linear), the right
+    one every seed's validation loss, their mean, and the same rate without
+    warmup in grey; the readout gives the final losses as mean (min–max) over
+    seeds.  The still image and the kernel widget are
+    :func:`optbook.experiments.warmup.draw_warmup_runs`.
     """
+    from . import schedules as sch
+    from . import stored_figures as S
     from .experiments import warmup as Wm
 
     norms = [n for n in ("post", "pre") if n in grids]
@@ -1131,31 +1201,34 @@ def warmup_curves_figure(grids: Mapping, norm: str = "post", lr: float = 3e-2, w
         raise ValueError(f"Invalid grids: first warmup {first.warmups[0]} (must be 0, the reference)")
     if norm not in norms or lr not in first.lrs or warmup not in first.warmups:
         raise ValueError(f"Invalid default: norm={norm!r}, lr={lr!r}, warmup={warmup!r}")
-    r = lambda a: [float(f"{v:.6g}") for v in np.asarray(a, dtype=float).ravel()]
-    nest = lambda a, shape: np.asarray(r(a)).reshape(shape).tolist()
     steps = int(first.eval_steps[-1])
     labels = {"post": "Post-LN", "pre": "Pre-LN"}
-    spec = {
-        "kind": "curves", "steps": steps, "evalSteps": [int(s) for s in first.eval_steps],
-        "params": [],
-        "menus": [
-            {"name": "norm", "label": "layer norm", "value": norms.index(norm),
-             "options": [{"label": labels[n], "value": n} for n in norms]},
-            {"name": "lr", "label": "peak η", "value": list(first.lrs).index(lr),
-             "options": [{"label": f"{v:g}", "value": float(v)} for v in first.lrs]},
-            {"name": "warmup", "label": "warmup steps", "value": list(first.warmups).index(warmup),
-             "options": [{"label": str(w), "value": int(w)} for w in first.warmups]}],
-        "curves": {n: nest(grids[n].curves, grids[n].curves.shape) for n in norms},
-        "finals": {n: nest(grids[n].val_loss, grids[n].val_loss.shape) for n in norms},
-        "chance": math.log(vocab), "yMax": 3.0, "etaMax": 1.05 * max(first.lrs),
-        "color": _cycle_color(0),
-    }
 
-    def draw(norm, lr, warmup):
-        return Wm.draw_warmup_runs(grids, norm, lr, warmup, vocab=vocab)
+    def data(norm, lr, warmup):
+        g = grids[norm]
+        i, j = g.warmups.index(warmup), g.lrs.index(lr)
+        corners = sorted({0, min(int(warmup), steps - 1), steps - 1})
+        eta = sch.linear_warmup(lr, warmup)(np.array(corners))
+        right = {"run": g.curves[i, j]}
+        if warmup:
+            right["reference"] = g.curves[0, j]
+        return [{"eta": S.Curve(np.asarray(eta, dtype=float), x=corners)}, right]
 
-    return Explorer(draw, {"norm": norms, "lr": list(first.lrs), "warmup": list(first.warmups)},
-                    {"norm": norm, "lr": lr, "warmup": warmup},
-                    labels={"norm": "layer norm", "lr": "peak η", "warmup": "warmup steps"},
-                    title="A small Transformer with and without warmup", spec=spec,
-                    max_frames=1000)
+    color = _cycle_color(0)
+    return S.curves_figure(
+        data,
+        axes=[S.Axis("norm", "layer norm", norms, labels=[labels[n] for n in norms], default=norm),
+              S.Axis("lr", "peak η", list(first.lrs), default=lr),
+              S.Axis("warmup", "warmup steps", list(first.warmups), default=warmup)],
+        panels=[S.Panel("learning rate η_t", xlabel="step t", ylabel="η_t", xlim=(0, steps),
+                        ylim=(0, 1.05 * max(first.lrs)), readout="none"),
+                S.Panel("validation loss (each seed, mean thick)", x=list(first.eval_steps),
+                        ylabel="validation loss", xlim=(0, steps), ylim=(0, 3.0),
+                        marks=[S.Mark("hline", y=math.log(vocab), text="chance")])],
+        series=[S.Series("eta", "η_t", color=color, mean=False),
+                S.Series("run", "selected warmup", color=color),
+                S.Series("reference", "no warmup, same η", reference=True)],
+        title="A small Transformer with and without warmup",
+        headline="{norm}, peak η = {lr}, warmup {warmup} steps, " + f"{steps} steps, "
+                 f"{len(first.seeds)} seeds (grey: no warmup)",
+        draw=lambda norm, lr, warmup: Wm.draw_warmup_runs(grids, norm, lr, warmup, vocab=vocab))

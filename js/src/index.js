@@ -7,14 +7,16 @@
 import { pathFigure } from "./figure.js";
 import { phaseFigure } from "./phase.js";
 import { scheduleFigure, nqmSchedule, nqmLoss } from "./nqm.js";
-import { curvesFigure } from "./curves.js";
+import { runsFigure } from "./runs.js";
+import { heatmapFigure } from "./heatmap.js";
 import { RULES, makeRule } from "./rules.js";
 import { SCHEDULES, makeRate } from "./schedules.js";
 import { LANDSCAPES, makeLandscape } from "./landscapes.js";
 import { trajectory, runAll } from "./run.js";
 import { CSS } from "./style.js";
 
-const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, curves: curvesFigure };
+const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, runs: runsFigure,
+                heatmap: heatmapFigure };
 
 function addStyle() {
   if (document.getElementById("optbook-figure-style")) return;

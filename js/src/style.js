@@ -15,4 +15,7 @@ export const CSS = `
 .optbook-fig-readout li{margin:0}
 .optbook-fig-swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:-.1em}
 .optbook-phase-region{stroke:none}
+.optbook-fig-hover{font-size:.8em;font-family:monospace;min-height:2.6em;margin:.2em 0;overflow-wrap:anywhere}
+.optbook-fig-svg:focus{outline:2px solid #1f77b4}
+.optbook-fig-legend{flex:0 0 70px;max-width:90px}
 `;

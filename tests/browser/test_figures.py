@@ -14,7 +14,15 @@ every request to another host blocked and recorded.  For every figure:
   readout is recomputed: its numbers are compared with optbook's own run at
   the figure's current values (``optbook.figure_spec.spec_runs``, Python), so
   a readout that did not follow the control, or followed it wrongly, fails;
-* the phase diagram responds to a click: η L and β jump to the clicked point.
+* the phase diagram responds to a click: η L and β jump to the clicked point;
+* a figure of stored runs (kind ``runs``) is walked through every position of
+  every slider and menu (``stored_readout.walk_runs_figure``: the readout list
+  must be exactly what its stored numbers say, and change at every position),
+  and every panel is hovered (the hover line must give the stored values at the
+  x it names); a heatmap (kind ``heatmap``) is hovered cell by cell;
+* the ported chapter 7 figures show optbook's numbers: hovering the range-test
+  panel and the symptom grid's loss panel gives the values optbook computes
+  again here (``lr_finder.range_test``, ``debugging.run_setting``).
 
 Also: no chapter page is over 400 KB of HTML, and no page requests anything
 from another host.
@@ -31,6 +39,8 @@ from urllib.parse import urlparse
 import pytest
 
 from optbook import figure_spec as F
+
+from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_runs_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
@@ -111,35 +121,10 @@ def _check_schedule_figure(root, spec):
             assert math.isclose(float(shown), float(f"{want:.3g}"), rel_tol=1e-12), (line, v, want)
 
 
-def _check_curves_figure(root, spec):
-    """Stored training curves (chapter 6.2): the readout is the stored final losses of the run
-    the menus pick, and of the same rate without warmup."""
-    index = root.evaluate("r => r.optbookFigure.index")
-    menus = root.locator("select")
-    for k, m in enumerate(spec["menus"]):
-        assert menus.nth(k).evaluate("s => s.selectedIndex") == index[m["name"]]
-    opt = {m["name"]: m["options"][index[m["name"]]] for m in spec["menus"]}
-    norm, lr, warmup = opt["norm"]["value"], opt["lr"]["value"], opt["warmup"]["value"]
-    j = index["lr"]
-    finals = spec["finals"][norm][index["warmup"]][j]
-    text = lambda xs: (f"{min(xs):.3f}–{max(xs):.3f} (seeds {', '.join(f'{v:.3f}' for v in xs)})")
-    want = [f"{opt['norm']['label']}, η = {float(f'{lr:.3g}'):g}, warmup {warmup}: "
-            f"final validation loss {text(finals)}"]
-    if warmup:
-        want.append(f"no warmup, η = {float(f'{lr:.3g}'):g}: final validation loss "
-                    f"{text(spec['finals'][norm][0][j])}")
-    lines = [line.strip() for line in root.locator(".optbook-fig-readout").inner_text().strip().splitlines()]
-    assert lines == want
-    drawn = root.locator(".optbook-fig-svg").nth(1).locator("path[stroke]").count()
-    assert drawn >= len(finals) * (2 if warmup else 1)
-
-
 def _check_against_optbook(root, spec):
     """The readout equals optbook's runs at the figure's current values (3 significant digits)."""
     if spec["kind"] == "schedule":
         return _check_schedule_figure(root, spec)
-    if spec["kind"] == "curves":
-        return _check_curves_figure(root, spec)
     state = root.evaluate("""r => ({values: r.optbookFigure.values,
         choice: r.querySelector("select") ? r.querySelector("select").selectedIndex : 0})""")
     values = dict(state["values"])
@@ -209,6 +194,14 @@ def test_every_control_of_every_figure_responds(browser, path):
         spec = json.loads(root.locator("script.optbook-figure-spec").text_content())
         for still in root.locator(".optbook-figure-static").all():
             assert not still.is_visible(), "the still image/note stays hidden once the figure runs"
+        if spec["kind"] == "runs":
+            walk_runs_figure(page, root, spec)
+            for k in range(len(spec["panels"])):
+                hover_panel(page, root, spec, k)
+            continue
+        if spec["kind"] == "heatmap":
+            _walk_heatmap(root, spec)
+            continue
         sliders = root.locator("input[type=range]")
         assert sliders.count() == len(spec["params"])
         for k, param in enumerate(spec["params"]):
@@ -224,6 +217,18 @@ def test_every_control_of_every_figure_responds(browser, path):
     assert not errors, errors
     assert not remote, f"requests to other hosts: {remote}"
     page.close()
+
+
+def _walk_heatmap(root, spec):
+    """Every cell of every panel, hovered: the readout names its coordinates and seeds."""
+    cells = root.locator(".optbook-heat-cell")
+    ny, nx = len(spec["y"]["values"]), len(spec["x"]["values"])
+    assert cells.count() == len(spec["panels"]) * ny * nx
+    for p, panel in enumerate(spec["panels"]):
+        for r in range(ny):
+            for c in range(nx):
+                cells.nth((p * ny + r) * nx + c).hover()
+                assert root.locator(".optbook-fig-hover").inner_text() == cell_text(spec, panel, r, c)
 
 
 def _check_phase_click(page, root):
@@ -258,5 +263,71 @@ def test_figures_fit_a_phone(browser, path):
     too_wide = page.evaluate("""() => Array.from(document.querySelectorAll('.optbook-figure-live svg'))
         .filter(s => s.getBoundingClientRect().width > 390).length""")
     assert too_wide == 0
+    assert not errors, errors
+    page.close()
+
+
+def _stored_figure(browser, name, title_start):
+    path = next((p for p in PAGES if p.name == name), None)
+    if path is None:
+        pytest.skip(f"{name} not in the built book")
+    page, _, errors = _open(browser, path)
+    page.wait_for_selector(".optbook-figure[data-optbook-ready]")
+    roots = page.locator('.optbook-figure[data-optbook-kind="runs"]')
+    for i in range(roots.count()):
+        spec = json.loads(roots.nth(i).locator("script.optbook-figure-spec").text_content())
+        if spec["panels"] and roots.nth(i).locator("img").get_attribute("alt").startswith(title_start):
+            return page, roots.nth(i), spec, errors
+    pytest.fail(f"no stored-runs figure titled {title_start!r} on {name}")
+
+
+def _r4(v):
+    return None if not math.isfinite(v) else float(f"{v:.4g}")
+
+
+def _keyboard_read(page, root, spec, panel, presses):
+    svg = root.locator(".optbook-fig-panels svg.optbook-fig-svg").nth(panel)
+    svg.focus()
+    page.keyboard.press("Home")
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+    return hover_values(spec["panels"][panel], root.locator(".optbook-fig-hover").inner_text())
+
+
+def test_range_test_figure_shows_optbooks_range_test(browser):
+    """Chapter 7.2: the range-test panel at (SGD, seed 1) holds what lr_finder.range_test
+    computes here, at the rate it names (keyboard readout, 11th rate of the ramp)."""
+    from optbook.experiments import lr_finder, set_seed
+
+    page, root, spec, errors = _stored_figure(browser, "07-optimizer-and-lr.html", "LR range test")
+    root.locator('[data-optbook-axis="optimizer"]').select_option(label="sgd")
+    root.locator('[data-optbook-axis="seed"]').select_option(label="seed 1")
+    set_seed(0)
+    test = lr_finder.range_test("sgd", seed=1)
+    x, values = _keyboard_read(page, root, spec, 0, 10)
+    assert float(x) == pytest.approx(test.lrs[10], rel=1e-5)
+    assert values["minibatch loss"] == [_r4(test.losses[10])]
+    assert values["smoothed (β = 0.98)"] == [_r4(test.smoothed[10])]
+    assert not errors, errors
+    page.close()
+
+
+def test_symptom_figure_shows_optbooks_runs(browser):
+    """Chapter 7.5: the loss panel at η = 0.25, no clipping, no warmup holds the training
+    loss debugging.run_setting computes here, for every seed, at the step it names."""
+    from dataclasses import replace
+
+    from optbook.experiments import debugging, set_seed
+
+    page, root, spec, errors = _stored_figure(browser, "07-debugging.html", "learning rate × clipping")
+    lrs = spec["axes"][0]["values"]
+    root.locator('[data-optbook-axis="lr"]').fill(str(lrs.index(0.25)))
+    steps = len(spec["panels"][0]["x"]["values"])
+    set_seed(0)
+    runs = [debugging.run_setting(replace(debugging.Setting(steps=steps), lr=0.25), seed)
+            for seed in (0, 1, 2)]
+    x, values = _keyboard_read(page, root, spec, 0, 40)
+    assert x == "41"
+    assert values["SGD + momentum"] == [_r4(r.history.train_loss[40]) for r in runs]
     assert not errors, errors
     page.close()

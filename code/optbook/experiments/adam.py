@@ -471,6 +471,8 @@ class SeedRuns:
     layer_norms: np.ndarray          # (seeds, len(norm_steps), tensors) ||theta|| per tensor
     update_norms: np.ndarray         # (seeds, len(norm_steps) - 1, tensors) ||Δθ|| of that step
     names: list                      # tensor names, as in ``mlp(...).named_parameters()``
+    val_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    val_curve: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (seeds, val_steps)
 
     @property
     def diverged(self) -> np.ndarray:
@@ -520,12 +522,17 @@ class _StackedMLP:
 
     @torch.no_grad()
     def tensor_norms(self) -> np.ndarray:         # (copies, tensors)
-        return np.array([[float(t[s].norm()) for t in self.tensors()]
-                         for s in range(len(self.tensors()[0]))])
+        return _copy_norms(self.tensors())
 
     @torch.no_grad()
     def snapshot(self):
         return [t.detach().clone() for t in self.tensors()]
+
+
+def _copy_norms(tensors) -> np.ndarray:
+    """``(copies, tensors)`` L2 norms of each copy's slice of each stacked tensor, in one pass."""
+    return torch.stack([t.reshape(len(t), -1).norm(dim=1) for t in tensors],
+                       dim=1).numpy().astype(np.float64)
 
 
 def _stacked_loss(logits, y):
@@ -535,7 +542,8 @@ def _stacked_loss(logits, y):
 
 def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int], *,
                 steps: int, batch_size: int, hidden: int = 32, depth: int = 2,
-                shared: bool = True, record_every: int = 10) -> SeedRuns:
+                shared: bool = True, record_every: int = 10,
+                eval_every: int | None = None) -> SeedRuns:
     """Train one ``mlp(hidden, depth)`` per seed, all in one loop; ``make_optimizer(params)``.
 
     Copy ``s`` trains on ``datasets[s]`` from the initial weights of
@@ -544,7 +552,9 @@ def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int
     with that seed, done for all seeds with batched matrix products (see
     :class:`_StackedMLP` for when ``shared=True`` is allowed). Records the
     global and per-tensor weight norms and the norm of each tensor's update
-    every ``record_every`` steps.
+    every ``record_every`` steps, and, with ``eval_every``, each copy's
+    validation loss after every ``eval_every``-th step (``val_steps``, ``val_curve``;
+    a step at which the loss became non-finite ends the run, as in ``training.train``).
     """
     seeds = tuple(_check_int("seed", s, 0) for s in seeds)
     if len(seeds) < 1 or len(datasets) != len(seeds):
@@ -552,6 +562,8 @@ def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int
                          "(need one per seed, at least one)")
     steps = _check_int("steps", steps, 1)
     record_every = _check_int("record_every", record_every, 1)
+    if eval_every is not None:
+        eval_every = _check_int("eval_every", eval_every, 1)
     first = datasets[0]
     net = _StackedMLP(first.x_train.shape[1], first.classes, hidden, depth, seeds, shared)
     optimizer = make_optimizer(net.leaves)
@@ -561,6 +573,16 @@ def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int
                for d, s in zip(datasets, seeds)]
     rows = torch.arange(len(seeds))[:, None]
     norm_steps, layer_norms, update_norms = [0], [net.tensor_norms()], []
+    x_val = torch.stack([d.x_val for d in datasets])
+    y_val = torch.stack([d.y_val for d in datasets])
+    val_steps, val_curve = [], []
+
+    @torch.no_grad()
+    def losses(x, y):
+        out = nn_functional.cross_entropy(net.forward(x).transpose(1, 2), y,
+                                          reduction="none").mean(1)
+        return out.numpy().astype(np.float64)
+
     before = net.snapshot()
     for t in range(steps):
         idx = torch.stack([next(b) for b in batches])
@@ -574,23 +596,22 @@ def train_seeds(make_optimizer, datasets: Sequence[Dataset], seeds: Sequence[int
             after = net.snapshot()
             norm_steps.append(t + 1)
             layer_norms.append(net.tensor_norms())
-            update_norms.append(np.array([[float((a[s] - b[s]).norm()) for a, b in
-                                           zip(after, before)] for s in range(len(seeds))]))
+            update_norms.append(_copy_norms([a - b for a, b in zip(after, before)]))
         if (t + 2) % record_every == 0:      # the next step is recorded: keep its start
             before = net.snapshot()
-    with torch.no_grad():
-        def losses(x, y):
-            out = nn_functional.cross_entropy(net.forward(x).transpose(1, 2), y,
-                                              reduction="none").mean(1)
-            return out.numpy().astype(np.float64)
-        val = losses(torch.stack([d.x_val for d in datasets]),
-                     torch.stack([d.y_val for d in datasets]))
-        train_loss = losses(x_train, y_train)
+        if eval_every is not None and ((t + 1) % eval_every == 0 or t + 1 == steps):
+            val_steps.append(t + 1)
+            val_curve.append(losses(x_val, y_val))
+    val = losses(x_val, y_val)
+    train_loss = losses(x_train, y_train)
     layer = np.stack(layer_norms, axis=1)                       # (seeds, records, tensors)
     updates = (np.stack(update_norms, axis=1) if update_norms
                else np.zeros((len(seeds), 0, len(net.names))))
+    curve = (np.stack(val_curve, axis=1) if val_curve
+             else np.zeros((len(seeds), 0)))                     # (seeds, val_steps)
     return SeedRuns(seeds, val, train_loss, np.array(norm_steps),
-                    np.sqrt((layer ** 2).sum(axis=2)), layer, updates, net.names)
+                    np.sqrt((layer ** 2).sum(axis=2)), layer, updates, net.names,
+                    np.array(val_steps, dtype=int), curve)
 
 
 @dataclass

@@ -300,16 +300,33 @@ def draw_symptom_frame(grid: dict, lr: float, tau: Optional[float], warmup: int,
 
 
 def symptom_explorer(grid: dict):
-    """An :class:`optbook.widgets.Explorer` over the (lr, tau, warmup) cells of ``grid``."""
-    from ..widgets import Explorer
+    """The grid of :func:`symptom_grid` as a stored-runs figure drawn in the page
+    (:func:`optbook.stored_figures.curves_figure`): a slider over the stored learning
+    rates, menus for clipping and warmup; every seed's training loss (log scale), the
+    final losses as mean (min–max) over seeds or the step at which a seed diverged,
+    and the symptom :func:`diagnose` names for each seed.  The still image and the
+    kernel widget are :func:`draw_symptom_frame`."""
+    from ..stored_figures import Axis, Mark, Panel, Series, curves_figure
     lrs = sorted({k[0] for k in grid})
     taus = sorted({k[1] for k in grid}, key=lambda t: -1 if t is None else t)
     warmups = sorted({k[2] for k in grid})
     tau_names = ["off" if t is None else f"{t:g}" for t in taus]
+    steps = next(iter(grid.values()))["loss"].shape[1]
+    cell = lambda lr, tau, warmup: grid[(lr, taus[tau_names.index(tau)], warmup)]
 
-    def draw(lr, tau, warmup):
-        return draw_symptom_frame(grid, lr, taus[tau_names.index(tau)], warmup)
+    def notes(lr, tau, warmup):
+        return ["symptom per seed (G.diagnose): " + ", ".join(cell(lr, tau, warmup)["symptoms"])]
 
-    return Explorer(draw, {"lr": lrs, "tau": tau_names, "warmup": warmups},
-                    labels={"lr": "η", "tau": "clip τ", "warmup": "warmup steps"},
-                    title="learning rate × clipping × warmup: the symptom of each run")
+    return curves_figure(
+        lambda lr, tau, warmup: {"sgd": cell(lr, tau, warmup)["loss"]},
+        axes=[Axis("lr", "η", lrs, default=0.05 if 0.05 in lrs else lrs[0]),
+              Axis("tau", "clip τ", tau_names),
+              Axis("warmup", "warmup steps", warmups, menu=True)],
+        panels=[Panel("training loss (minibatch), each seed", x=list(range(1, steps + 1)),
+                      ylabel="training loss", yscale="log", ylim=(0.2, 1e3),
+                      marks=[Mark("hline", y=math.log(4), text="log C (chance)")])],
+        series=[Series("sgd", "SGD + momentum", color="#1f77b4", mean=False)],
+        title="learning rate × clipping × warmup: the symptom of each run",
+        headline="η = {lr}, clipping τ = {tau}, warmup {warmup} steps, " + f"{steps} steps",
+        notes=notes,
+        draw=lambda lr, tau, warmup: draw_symptom_frame(grid, lr, taus[tau_names.index(tau)], warmup))

@@ -59,10 +59,12 @@ __all__ = [
     "update_rms", "decay_factor",
     # Sophia
     "SophiaPath", "sophia_landscape_run", "saddle_landscape", "diagonal_newton_path",
-    "SophiaTaskRun", "sophia_clip_fraction_run",
+    "SophiaTaskRun", "sophia_clip_fraction_run", "hutchinson_variance",
     # comparison
     "OptimizerSpec", "COMPARISON", "make_optimizer", "RunResult", "comparison_run",
-    "tune_learning_rate",
+    "tune_learning_rate", "SeedTuning", "tune_on_seeds",
+    # AdaFactor's ablation
+    "ADAFACTOR_ARMS", "AdafactorAblation", "adafactor_ablation",
 ]
 
 TASK = dict(in_dim=20, out_dim=4, hidden=64, depth=2)
@@ -342,6 +344,29 @@ def sophia_landscape_run(landscape: Landscape, lr: float = 0.1, rho: float = 0.5
                       np.array(moms))
 
 
+def hutchinson_variance(hessian, distribution: str, draws: int = 2000,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""(measured, closed-form) variance of one-probe Hutchinson estimates of diag(H).
+
+    The loss is :math:`f(z) = \tfrac12 z^\top H z`, whose Hessian is ``hessian``;
+    each of ``draws`` calls of :func:`optbook.torch.hutchinson_hessian_estimate`
+    (one probe, ``distribution`` ``"rademacher"`` or ``"gaussian"``) gives one
+    estimate. The closed forms are :math:`\sum_{j\ne i} H_{ij}^2` for Rademacher
+    probes and :math:`2H_{ii}^2 + \sum_{j\ne i} H_{ij}^2` for Gaussian ones.
+    """
+    h = torch.as_tensor(hessian, dtype=torch.float64)
+    draws = _check_int("draws", draws, 2)
+    z = torch.zeros(h.shape[0], dtype=torch.float64, requires_grad=True)
+    gen = torch.Generator().manual_seed(seed)
+    samples = torch.stack([otorch.hutchinson_hessian_estimate(
+        0.5 * z @ h @ z, [z], generator=gen, distribution=distribution)[0]
+        for _ in range(draws)])
+    diag = torch.diagonal(h)
+    off = (h ** 2).sum(1) - diag ** 2
+    closed = off if distribution == "rademacher" else 2 * diag ** 2 + off
+    return samples.var(0).numpy(), closed.numpy()
+
+
 @dataclass
 class SophiaTaskRun:
     """SophiaG on the common task: history and the fraction of clipped coordinates per step."""
@@ -433,23 +458,22 @@ COMPARISON: dict[str, OptimizerSpec] = {
     "adam": OptimizerSpec(
         "Adam", lambda p, lr: otorch.Adam(p, lr=lr),
         (3e-4, 1e-3, 3e-3, 1e-2), "β = (0.9, 0.999)"),
-    "adamw": OptimizerSpec(
-        "AdamW", lambda p, lr: otorch.AdamW(p, lr=lr, weight_decay=0.05),
-        (3e-4, 1e-3, 3e-3, 1e-2), "λ = 0.05"),
     "adafactor": OptimizerSpec(
         "Adafactor", lambda p, lr: otorch.Adafactor(p, lr=lr),
-        (3e-3, 1e-2, 3e-2, 1e-1), "relative step, d = 1"),
+        (3e-3, 1e-2, 3e-2, 1e-1), "relative step, 1 − t^−0.8, d = 1"),
     "lamb": OptimizerSpec(
-        "LAMB", lambda p, lr: otorch.LAMB(p, lr=lr, weight_decay=0.05),
-        (3e-3, 1e-2, 3e-2, 1e-1), "λ = 0.05"),
+        "LAMB", lambda p, lr: otorch.LAMB(p, lr=lr, weight_decay=0.0),
+        (3e-3, 1e-2, 3e-2, 1e-1), "β = (0.9, 0.999)"),
     "lion": OptimizerSpec(
-        "Lion", lambda p, lr: otorch.Lion(p, lr=lr, weight_decay=0.5),
-        (1e-4, 3e-4, 1e-3, 3e-3), "β = (0.9, 0.99), λ = 0.5"),
+        "Lion", lambda p, lr: otorch.Lion(p, lr=lr, weight_decay=0.0),
+        (1e-4, 3e-4, 1e-3, 3e-3), "β = (0.9, 0.99)"),
     "sophia": OptimizerSpec(
-        "Sophia", lambda p, lr: otorch.SophiaG(p, lr=lr, rho=1.0, weight_decay=0.05),
-        (3e-4, 1e-3, 3e-3, 1e-2), "ρ = 1 (win-rate 10-50 %), λ = 0.05, GNB every k = 10"),
+        "Sophia", lambda p, lr: otorch.SophiaG(p, lr=lr, rho=1.0, weight_decay=0.0),
+        (3e-4, 1e-3, 3e-3, 1e-2), "ρ = 1 (win-rate 10-50 %), GNB every k = 10"),
 }
-"""The seven optimizers of the comparison, each with a small log-grid of learning rates."""
+"""The optimizers of the comparison, each with a log-grid of four learning rates and no
+weight decay (λ = 0 for all: decoupled against coupled decay is chapter 5.1's topic, and
+with λ = 0 AdamW is Adam, so it is not listed)."""
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -474,7 +498,7 @@ class RunResult:
 
 
 def comparison_run(name: str, lr: float, steps: int = 150, batch_size: int = 64,
-                   k: int = 10, seed: int = 0) -> RunResult:
+                   k: int = 10, seed: int = 0, eval_every: int | None = None) -> RunResult:
     """Train the common task with ``make_optimizer(name, ..., lr)`` for ``steps`` steps.
 
     Same data, initialisation and minibatch order for every optimizer; Sophia
@@ -487,7 +511,7 @@ def comparison_run(name: str, lr: float, steps: int = 150, batch_size: int = 64,
             if name == "sophia" else None)
     start = time.perf_counter()
     history = train(model, optimizer, data, steps=steps, batch_size=batch_size,
-                    eval_every=max(1, steps // 10), seed=seed, on_step=hook)
+                    eval_every=eval_every or max(1, steps // 10), seed=seed, on_step=hook)
     seconds = (time.perf_counter() - start) / steps
     return RunResult(name, lr, history, _full_loss(model, data.x_train, data.y_train),
                      _full_loss(model, data.x_val, data.y_val), state_bytes(optimizer), seconds)
@@ -509,6 +533,181 @@ def tune_learning_rate(name: str, steps: int = 150, batch_size: int = 64,
         return math.inf if bad else run.final_val_loss
 
     return min(runs, key=score), runs
+
+
+_SHARED = {"momentum": True, "adam": True, "lion": True, "adafactor": False, "lamb": False}
+"""How :func:`tune_on_seeds` may batch the seeds (``adam.train_seeds``): element-wise
+rules share stacked tensors; per-tensor rules (RMS, trust ratio) keep one copy each."""
+
+
+@dataclass
+class SeedTuning:
+    """One optimizer's learning-rate grid, every cell on every seed.
+
+    ``val_loss[i, s]``: learning rate ``lrs[i]``, seed ``seeds[s]``, after ``steps``;
+    ``val_curve[i, s, r]`` the validation loss after step ``val_steps[r]``.
+    """
+
+    name: str
+    lrs: tuple
+    seeds: tuple
+    steps: int
+    val_loss: np.ndarray
+    val_steps: np.ndarray
+    val_curve: np.ndarray
+
+    def scores(self) -> np.ndarray:
+        """Seed-mean validation loss per learning rate; a diverged seed makes it inf."""
+        return np.where(np.isfinite(self.val_loss), self.val_loss, np.inf).mean(axis=1)
+
+    def best_index(self) -> int:
+        return int(np.argmin(self.scores()))
+
+    @property
+    def best_lr(self) -> float:
+        return self.lrs[self.best_index()]
+
+    def best(self) -> np.ndarray:
+        """``(seeds,)`` validation losses at the learning rate with the best seed mean."""
+        return self.val_loss[self.best_index()]
+
+
+def _sophia_seed_runs(lr, steps, seeds, eval_every, k=10, batch_size=64):
+    histories = [comparison_run("sophia", lr, steps, batch_size, k=k, seed=s,
+                                eval_every=eval_every).history for s in seeds]
+    length = max(len(h.val_loss) for h in histories)
+    final = [h.final_val_loss if not h.diverged else math.inf for h in histories]
+    return np.array(final), np.array([np.pad(h.val_loss, (0, length - len(h.val_loss)),
+                                             constant_values=np.inf) for h in histories])
+
+
+def tune_on_seeds(name: str, lrs: Sequence[float] | None = None, steps: int = 150,
+                  seeds: Sequence[int] = (0, 1, 2), batch_size: int = 64,
+                  eval_every: int = 10) -> SeedTuning:
+    r"""Run every learning rate of ``lrs`` (default ``COMPARISON[name].lr_grid``) on every
+    seed; the tuned rate is the one with the lowest *mean* validation loss over the seeds.
+
+    Seed ``s`` is the run :func:`comparison_run` makes with ``seed=s`` (data, initial
+    weights, batch order). The element-wise optimizers and LAMB/Adafactor train their
+    seeds together with ``adam.train_seeds`` (equal to separate runs up to float32
+    rounding, see ``tests/test_adam_experiments.py``); Sophia runs each seed with its
+    GNB refresh every 10 steps.
+    """
+    from .adam import train_seeds
+
+    if name not in COMPARISON:
+        raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(COMPARISON)})")
+    steps = _check_int("steps", steps, 1)
+    lrs = tuple(COMPARISON[name].lr_grid if lrs is None else lrs)
+    seeds = tuple(seeds)
+    eval_every = _check_int("eval_every", eval_every, 1)
+    val_steps = list(range(eval_every, steps + 1, eval_every))
+    val_steps += [] if steps % eval_every == 0 else [steps]
+    val, curves = [], []
+    for lr in lrs:
+        check_number("learning rate", lr, low_inclusive=False)
+        if name == "sophia":
+            final, curve = _sophia_seed_runs(lr, steps, seeds, eval_every,
+                                             batch_size=batch_size)
+        else:
+            runs = train_seeds(lambda p, lr=lr: COMPARISON[name].make(p, lr),
+                               [task_data(s) for s in seeds], seeds, steps=steps,
+                               batch_size=batch_size, hidden=TASK["hidden"],
+                               depth=TASK["depth"], shared=_SHARED[name],
+                               record_every=steps, eval_every=eval_every)
+            final, curve = runs.final_val_loss, runs.val_curve
+        if curve.shape[1] < len(val_steps):     # a diverged run stops early: pad with inf
+            curve = np.pad(curve, ((0, 0), (0, len(val_steps) - curve.shape[1])),
+                           constant_values=np.inf)
+        val.append(final)
+        curves.append(curve)
+    return SeedTuning(name, lrs, seeds, steps, np.array(val), np.array(val_steps),
+                      np.array(curves))
+
+
+# --- AdaFactor's ablation: update clipping and the beta2 schedule, no warmup ---------------
+
+ADAFACTOR_ARMS = {
+    "d = 1, β₂ = 1 − t^−0.8": dict(d=1.0, beta2=None),
+    "d = ∞, β₂ = 1 − t^−0.8": dict(d=math.inf, beta2=None),
+    "d = 1, β₂ = 0.999": dict(d=1.0, beta2=0.999),
+    "d = ∞, β₂ = 0.999": dict(d=math.inf, beta2=0.999),
+}
+"""Shazeer & Stern's (2018, Table 2) four combinations of update clipping d and the
+second-moment decay; the first is the default. No warmup in any arm."""
+
+
+@dataclass
+class AdafactorAblation:
+    r"""``val_loss[a, i, s]``: arm ``arms[a]``, learning rate ``lrs[i]``, seed ``seeds[s]``.
+
+    ``max_update_rms[a, i, s]`` is the largest RMS of the clipped update
+    :math:`\hat U_t` over all steps and weight tensors (at most d, by construction;
+    for d = ∞ it is what clipping would have cut).
+    """
+
+    arms: tuple
+    lrs: tuple
+    seeds: tuple
+    steps: int
+    val_loss: np.ndarray
+    max_update_rms: np.ndarray
+
+    def best_lr_index(self) -> np.ndarray:
+        """Per arm, the learning rate with the lowest seed-mean validation loss."""
+        mean = np.where(np.isfinite(self.val_loss), self.val_loss, np.inf).mean(axis=2)
+        return np.argmin(mean, axis=1)
+
+    def best(self) -> np.ndarray:
+        """``(arms, seeds)`` validation losses at each arm's tuned learning rate."""
+        return self.val_loss[np.arange(len(self.arms)), self.best_lr_index()]
+
+
+def adafactor_ablation(lrs: Sequence[float] = (0.01, 0.03, 0.1), steps: int = 100,
+                       seeds: Sequence[int] = (0, 1, 2), batch_size: int = 64,
+                       arms: Sequence[str] = tuple(ADAFACTOR_ARMS)) -> AdafactorAblation:
+    r"""Train the common task with :class:`optbook.torch.Adafactor` in every arm of
+    :data:`ADAFACTOR_ARMS`, at every learning rate, on every seed, without warmup.
+
+    The update's RMS is read back from the weights: with no weight decay,
+    :math:`	heta_t - 	heta_{t-1} = -
+ho_t \max(\epsilon_2, \operatorname{RMS}(	heta_{t-1}))
+    \hat U_t`, so :math:`\operatorname{RMS}(\hat U_t) = \lVert\Delta	heta
+Vert /
+    (\sqrt n\,
+ho_t \max(\epsilon_2, \lVert	heta_{t-1}
+Vert/\sqrt n))`, with
+    :math:`
+ho_t = \min(\eta, 1/\sqrt t)`. Only weight matrices are counted (biases
+    start at 0 and their first steps are relative to :math:`\epsilon_2`).
+    """
+    from .adam import train_seeds
+
+    steps = _check_int("steps", steps, 1)
+    seeds = tuple(seeds)
+    for arm in arms:
+        if arm not in ADAFACTOR_ARMS:
+            raise ValueError(f"Invalid arm: {arm!r} (choose from {', '.join(ADAFACTOR_ARMS)})")
+    sizes = {n: p.numel() for n, p in task_model().named_parameters()}
+    datasets = [task_data(s) for s in seeds]
+    val = np.empty((len(arms), len(lrs), len(seeds)))
+    peak = np.empty_like(val)
+    for a, arm in enumerate(arms):
+        for i, lr in enumerate(lrs):
+            lr = check_number("learning rate", lr, low_inclusive=False)
+            runs = train_seeds(lambda p: otorch.Adafactor(p, lr=lr, **ADAFACTOR_ARMS[arm]),
+                               datasets, seeds, steps=steps, batch_size=batch_size,
+                               hidden=TASK["hidden"], depth=TASK["depth"], shared=False,
+                               record_every=1)
+            val[a, i] = runs.final_val_loss
+            t = np.arange(1, runs.update_norms.shape[1] + 1)
+            rho = np.minimum(lr, 1 / np.sqrt(t))[None, :, None]
+            n = np.array([sizes[name] for name in runs.names], dtype=float)
+            param_rms = np.maximum(1e-3, runs.layer_norms[:, :-1, :] / np.sqrt(n))
+            update_rms = runs.update_norms / (np.sqrt(n) * rho * param_rms)
+            matrices = [j for j, name in enumerate(runs.names) if name.endswith("weight")]
+            peak[a, i] = update_rms[:, :, matrices].max(axis=(1, 2))
+    return AdafactorAblation(tuple(arms), tuple(lrs), seeds, steps, val, peak)
 
 
 # --- LAMB against Adam, each tuned per batch size, on several seeds ----------------------

@@ -445,15 +445,28 @@ def minibatch_gradients(per_example: np.ndarray, batch_size: int, num_batches: i
         raise ValueError(f"Invalid batch_size: {batch_size} (the data set has {n} examples)")
     num_batches = _check_int("num_batches", num_batches, 1)
     rng = np.random.default_rng(_check_int("seed", seed, 0))
-    # argsort of uniforms = an independent random permutation per batch; keep the first |B|
-    index = np.argsort(rng.random((num_batches, n)), axis=1)[:, :batch_size]
-    # in chunks, so a wide matrix (a network's gradients) never needs
-    # num_batches * |B| * dim numbers at once
+    # The |B| smallest of n uniforms = the first |B| of an independent random
+    # permutation per batch; argpartition finds that set without sorting.
+    uniforms = rng.random((num_batches, n))
     dim = per_example.shape[1]
+    if batch_size == n:
+        return np.tile(per_example.mean(axis=0), (num_batches, 1))
+    index = np.argpartition(uniforms, batch_size - 1, axis=1)[:, :batch_size]
     out = np.empty((num_batches, dim))
+    if batch_size >= 128:
+        # large batches: one matrix product with the 0/1 membership matrix,
+        # far faster than gathering num_batches * |B| rows
+        chunk = max(1, 4_000_000 // n)
+        for start in range(0, num_batches, chunk):
+            member = np.zeros((min(chunk, num_batches - start), n))
+            np.put_along_axis(member, index[start:start + chunk], 1.0, axis=1)
+            out[start:start + chunk] = member @ per_example / batch_size
+        return out
+    # small batches: gather the rows, in chunks, so a wide matrix (a network's
+    # gradients) never needs num_batches * |B| * dim numbers at once
     chunk = max(1, 2_000_000 // (batch_size * dim))
     for start in range(0, num_batches, chunk):
-        out[start:start + chunk] = per_example[index[start:start + chunk]].mean(axis=1)
+        out[start:start + chunk] = per_example[index[start:start + chunk]].sum(axis=1) / batch_size
     return out
 
 

@@ -206,19 +206,69 @@ def draw_range_test(test: LRRangeTestResult, sweep: Sweep, seed_index: int = 0, 
     return fig
 
 
+RULE_COLORS = {"steep": "#d62728", "minimum": "#2ca02c", "valley": "#1f77b4"}   # C3, C2, C0
+
+
 def range_test_explorer(tests: dict, sweeps: dict):
-    """An :class:`optbook.widgets.Explorer` over optimizer x seed of :func:`draw_range_test`.
+    """:func:`draw_range_test` for every optimizer x seed, drawn in the page from the stored
+    numbers (:func:`optbook.stored_figures.curves_figure`): left, the range test's minibatch
+    and smoothed loss against the rate with each rule's suggestion; right, the sweep's
+    validation loss (each seed thin, the mean thick), the suggestions as dashed lines and
+    this seed's best swept rate as a grey band.  Hovering reads the stored values.
 
     ``tests[optimizer]`` is the list of range tests (one per seed of ``sweeps[optimizer]``).
     """
-    from ..widgets import Explorer
+    from ..stored_figures import Axis, Curve, Mark, Panel, Series, curves_figure
     optimizers = list(sweeps)
     seeds = list(sweeps[optimizers[0]].seeds)
+    seed_names = [f"seed {s}" for s in seeds]
+    for name in optimizers:
+        if len(tests[name]) != len(sweeps[name].seeds) or list(sweeps[name].seeds) != seeds:
+            raise ValueError(f"Invalid tests/sweeps for {name!r}: one range test per sweep seed, "
+                             "the same seeds for every optimizer")
 
-    def draw(optimizer, seed):
-        i = seeds.index(seed)
-        return draw_range_test(tests[optimizer][i], sweeps[optimizer], i)
+    def data(optimizer, seed):
+        test = tests[optimizer][seed_names.index(seed)]
+        sweep = sweeps[optimizer]
+        return [{"minibatch": Curve(test.losses, x=test.lrs), "smoothed": Curve(test.smoothed, x=test.lrs)},
+                {"sweep": Curve(sweep.val_loss, x=sweep.lrs)}]
 
-    return Explorer(draw, {"optimizer": optimizers, "seed": seeds},
-                    labels={"optimizer": "optimizer", "seed": "seed"},
-                    title="LR range test: each rule's suggestion against the sweep")
+    def marks(optimizer, seed):
+        i = seed_names.index(seed)
+        test, sweep = tests[optimizer][i], sweeps[optimizer]
+        left, right = [], []
+        for rule, lr in test.suggestions.items():
+            if lr is None:
+                continue
+            y = float(np.interp(np.log(lr), np.log(test.lrs), test.smoothed))
+            left.append(Mark("point", x=lr, y=y, color=RULE_COLORS[rule],
+                             label=f"{rule} suggests η = {lr:.2g}"))
+            right.append(Mark("vline", x=lr, color=RULE_COLORS[rule]))
+        best = float(sweep.best_lr_per_seed[i])
+        right.append(Mark("band", x=best / 1.5, x1=best * 1.5, color="#d9d9d9",
+                          label=f"best swept rate of {seed}: η = {best:.2g}"))
+        return [left, right]
+
+    every = [tests[o][k] for o in optimizers for k in range(len(seeds))]
+    top_test = max(2.0, 1.1 * max(float(t.smoothed[0]) for t in every))
+    finite = np.concatenate([sweeps[o].val_loss[np.isfinite(sweeps[o].val_loss)] for o in optimizers])
+    top_sweep = min(float(finite.max()), 3.0) if finite.size else 2.0
+    lo = min(float(np.min(t.lrs)) for t in every)
+    hi = max(float(np.max(t.lrs)) for t in every)
+    return curves_figure(
+        data,
+        axes=[Axis("optimizer", "optimizer", optimizers), Axis("seed", "seed", seed_names)],
+        panels=[Panel("range test (one run, rate growing)", xlabel="learning rate η (log scale)",
+                      ylabel="training loss", xscale="log", xlim=(lo, hi), ylim=(0.0, top_test),
+                      readout="none", xsymbol="η"),
+                Panel(f"sweep: validation loss, {len(seeds)} seeds", xlabel="fixed learning rate η (log scale)",
+                      ylabel="validation loss", xscale="log", xlim=(lo, hi), ylim=(0.0, top_sweep),
+                      readout="min", xsymbol="η")],
+        series=[Series("minibatch", "minibatch loss", mean=False, reference=True),
+                Series("smoothed", "smoothed (β = 0.98)", color="#000000", mean=False),
+                Series("sweep", "sweep (mean of seeds thick)", color="#000000")],
+        title="LR range test: each rule's suggestion against the sweep",
+        headline="{optimizer}, {seed}: range test of " + f"{len(every[0].lrs)} steps" + " against the sweep",
+        marks=marks,
+        draw=lambda optimizer, seed: draw_range_test(tests[optimizer][seed_names.index(seed)],
+                                                     sweeps[optimizer], seed_names.index(seed)))

@@ -50,6 +50,7 @@ __all__ = [
     # 2.1 the minibatch gradient
     "model_per_example_gradients", "minibatch_gradient_samples", "minibatch_variance_curve",
     "finite_population_variance", "exact_minibatch_moments", "loglog_slope",
+    "model_gradient_noise_scale",
     "time_per_example",
     # 2.1 noise as a regulariser and as an escape
     "BatchRun", "batch_size_run", "hessian_top_eigenvalue",
@@ -76,22 +77,76 @@ def _check_int(name: str, value, low: int) -> int:
 
 # --- 2.1 the minibatch gradient -----------------------------------------------------------
 
+def _linear_layer_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    r"""``[(layer, a, delta)]`` for every ``nn.Linear`` of ``model``: inputs and per-example output gradients.
+
+    For :math:`z = Wa + b`, :math:`\delta_i = \partial\ell_i/\partial z_i`; one
+    backward pass of :math:`\sum_i\ell_i` gives all of them when the examples
+    are treated independently (an MLP; no batch norm).
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    owned = {id(p) for m in layers for p in m.parameters()}
+    if any(id(p) not in owned for p in model.parameters()):
+        raise ValueError("Invalid model: per-example gradients need every parameter "
+                         "in an nn.Linear layer")
+    inputs, outputs = {}, {}
+
+    def keep(module, args, out):
+        inputs[module], outputs[module] = args[0], out
+
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    try:
+        loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
+    finally:
+        for h in hooks:
+            h.remove()
+    deltas = torch.autograd.grad(loss, [outputs[m] for m in layers])
+    return [(m, inputs[m].detach(), d.detach()) for m, d in zip(layers, deltas)]
+
+
 def model_per_example_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     r"""Rows :math:`\nabla_\theta\ell_i(\theta)` of the cross-entropy of ``model``, shape ``(N, P)``.
 
-    Computed by ``torch.func.vmap(torch.func.grad(...))`` over
-    ``torch.func.functional_call``; the :math:`P` parameters are flattened in
+    ``model`` must keep its parameters in ``nn.Linear`` layers and treat the
+    examples independently (an MLP). With :math:`a_i` the input and
+    :math:`\delta_i = \partial\ell_i/\partial z_i` the output gradient of a
+    layer :math:`z = Wa + b` for example :math:`i`,
+    :math:`\nabla_W\ell_i = \delta_i a_i^\top` and :math:`\nabla_b\ell_i = \delta_i`,
+    and one backward pass gives every :math:`\delta_i` (Goodfellow 2015,
+    "Efficient per-example gradient computations"). Same numbers as
+    ``torch.func.vmap(grad)``, without its first-use cost (it imports
+    ``torch._dynamo``, seconds). The :math:`P` parameters are flattened in
     ``model.parameters()`` order. Returned as float64 NumPy.
     """
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def loss(p, xi, yi):
-        logits = torch.func.functional_call(model, p, (xi.unsqueeze(0),))
-        return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
-
-    grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, x, y)
-    flat = torch.cat([grads[k].reshape(len(x), -1) for k in params], dim=1)
+    rows = {}
+    for m, a, delta in _linear_layer_terms(model, x, y):
+        rows[id(m.weight)] = torch.einsum("no,ni->noi", delta, a).reshape(len(x), -1)
+        if m.bias is not None:
+            rows[id(m.bias)] = delta
+    flat = torch.cat([rows[id(p)] for p in model.parameters()], dim=1)
     return flat.double().numpy()
+
+
+def model_gradient_noise_scale(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    r""":math:`B_\text{simple}` of ``model``'s cross-entropy on ``(x, y)``, exactly, without the ``(N, P)`` matrix.
+
+    :math:`\operatorname{tr}\Sigma = \frac1N\sum_i\lVert\nabla\ell_i\rVert^2 - \lVert\nabla\mathcal L\rVert^2`,
+    and for a linear layer :math:`\lVert\delta_i a_i^\top\rVert^2 = \lVert\delta_i\rVert^2\lVert a_i\rVert^2`,
+    so the per-example norms come from the same :math:`a_i, \delta_i` as
+    :func:`model_per_example_gradients` at a fraction of the memory. Equals
+    ``gradient_noise_scale(model_per_example_gradients(model, x, y))`` (tested).
+    """
+    n = len(x)
+    mean_square, full_square = 0.0, 0.0
+    for m, a, delta in _linear_layer_terms(model, x, y):
+        a, delta = a.double(), delta.double()
+        d2 = (delta ** 2).sum(dim=1)
+        mean_square += float((d2 * (a ** 2).sum(dim=1)).sum()) / n
+        full_square += float(((delta.T @ a / n) ** 2).sum())
+        if m.bias is not None:
+            mean_square += float(d2.sum()) / n
+            full_square += float(((delta.sum(dim=0) / n) ** 2).sum())
+    return (mean_square - full_square) / full_square
 
 
 # Chapter 2 draws minibatch gradients exactly as chapter 1 does.
@@ -224,7 +279,8 @@ def hessian_top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: int, *,
                    hidden: int = 64, warmup_steps: int = 0, eval_every: Optional[int] = None,
                    sharpness: bool = False, sharpness_every: Optional[int] = None,
-                   record_time: bool = False, seed: int = 0) -> BatchRun:
+                   record_time: bool = False, noise_scale_at: Sequence[int] = (),
+                   seed: int = 0) -> BatchRun:
     r"""Train ``mlp(dim, classes, hidden)`` with plain SGD (``optbook.torch.SGD``) for ``steps`` steps.
 
     The model and the batch order depend only on ``seed``, so runs that differ
@@ -238,6 +294,11 @@ def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: 
     ``["sharpness"]``; 20 power iterations on the first 512 training examples,
     to stay cheap). ``record_time`` stores the wall-clock seconds elapsed after
     each step (``history.extra["seconds"]``; evaluations included, machine-dependent).
+    ``noise_scale_at`` lists steps (0 = the initialization) after which the exact
+    :math:`B_\text{simple}` of the training set is recorded
+    (:func:`model_gradient_noise_scale`;
+    ``history.extra["noise_scale_steps"]``, ``["noise_scale"]``); measuring does
+    not change the run.
     """
     batch_size = _check_int("batch_size", batch_size, 1)
     check_number("learning rate", learning_rate, low_inclusive=False)
@@ -249,12 +310,23 @@ def batch_size_run(data: Dataset, batch_size: int, learning_rate: float, steps: 
     scheduler = None
     if warmup_steps:
         scheduler = as_lambda_lr(optimizer, linear_warmup(learning_rate, warmup_steps))
-    extra: dict = {"sharpness_steps": [], "sharpness": [], "seconds": []}
+    extra: dict = {"sharpness_steps": [], "sharpness": [], "seconds": [],
+                   "noise_scale_steps": [], "noise_scale": []}
     if sharpness_every is not None:
         sharpness_every = _check_int("sharpness_every", sharpness_every, 1)
+    noise_scale_at = {_check_int("noise_scale_at", c, 0) for c in noise_scale_at}
+
+    def record_noise_scale(step: int) -> None:
+        if step in noise_scale_at:
+            extra["noise_scale_steps"].append(step)
+            extra["noise_scale"].append(model_gradient_noise_scale(model, data.x_train,
+                                                                   data.y_train))
+
+    record_noise_scale(0)
     start = time.perf_counter()
 
     def on_step(t: int) -> None:
+        record_noise_scale(t + 1)
         if sharpness_every is not None and (t + 1) % sharpness_every == 0:
             sub = slice(0, min(512, data.n_train))
             extra["sharpness_steps"].append(t + 1)
@@ -352,12 +424,15 @@ def double_well_escapes(well: DoubleWell, batch_size: int, learning_rate: float 
 
 def linear_scaling_runs(data: Dataset, factors: Sequence[int], base_batch: int = 8,
                         base_lr: float = 0.05, epochs: int = 4, warmup_epochs: float = 0,
-                        hidden: int = 64, seed: int = 0) -> dict[int, BatchRun]:
+                        hidden: int = 64, noise_scale_at: Sequence[int] = (),
+                        seed: int = 0) -> dict[int, BatchRun]:
     r"""The rule of Goyal et al. (2017): batch :math:`k|B|` with rate :math:`k\eta`, equal epochs.
 
     For each factor :math:`k`: batch ``k * base_batch``, learning rate
     ``k * base_lr``, ``epochs * N // (k * base_batch)`` steps, evaluated once
     per epoch; ``warmup_epochs`` of linear warmup from 0 if asked.
+    ``noise_scale_at`` (steps) records :math:`B_\text{simple}` along the base run
+    (:math:`k = 1`) only, as :func:`batch_size_run` does.
     """
     runs = {}
     for k in factors:
@@ -368,7 +443,8 @@ def linear_scaling_runs(data: Dataset, factors: Sequence[int], base_batch: int =
             raise ValueError(f"Invalid factor: {k} (batch {batch} > {data.n_train} examples)")
         runs[k] = batch_size_run(data, batch, k * base_lr, epochs * per_epoch, hidden=hidden,
                                  warmup_steps=int(round(warmup_epochs * per_epoch)),
-                                 eval_every=per_epoch, seed=seed)
+                                 eval_every=per_epoch,
+                                 noise_scale_at=noise_scale_at if k == 1 else (), seed=seed)
     return runs
 
 
@@ -464,8 +540,14 @@ def quadratic_noise_floor(learning_rate: float, batch_size: int, curvature: floa
     c = (c - c.mean()) / np.sqrt(((c - c.mean()) ** 2).mean())
     theta = np.zeros(runs)
     total, count = 0.0, 0
+    # The batches of many steps are drawn and averaged at once: the same stream of
+    # integers as one draw per step (NumPy fills arrays in order), far fewer calls.
+    chunk = max(1, 2_000_000 // (runs * batch_size))
     for t in range(steps):
-        batch_mean = c[rng.integers(n, size=(runs, batch_size))].mean(axis=1)
+        if t % chunk == 0:
+            draws = rng.integers(n, size=(min(chunk, steps - t), runs, batch_size))
+            batch_means = c[draws].mean(axis=2)
+        batch_mean = batch_means[t % chunk]
         with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported as inf
             theta = theta - learning_rate * curvature * (theta - batch_mean)
         if not np.all(np.isfinite(theta)):
@@ -572,7 +654,12 @@ def steps_to_tolerance(kappa: float, learning_rate: Optional[float] = None, tol:
         learning_rate = 2.0 / (land.L + land.mu)
     check_number("tol", tol, low_inclusive=False)
     max_steps = _check_int("max_steps", max_steps, 1)
-    steps = min(64, max_steps)
+    # First horizon: a little beyond the count the contraction factor
+    # rho = max|1 - eta*lambda| predicts for f (which shrinks like rho^(2t)), so
+    # that one run usually suffices; doubling covers the rest.
+    rho = max(abs(1 - learning_rate * land.mu), abs(1 - learning_rate * land.L))
+    guess = math.log(tol) / (2 * math.log(rho)) if 0 < rho < 1 else 0.0
+    steps = min(max(64, int(1.1 * guess) + 8), max_steps)
     while True:                      # double the horizon: cost at most twice the answer
         run = trajectory(sgd(learning_rate), land, steps=steps, escape_factor=math.inf)
         excess = (run.values - land.min_value) / (run.values[0] - land.min_value)
@@ -585,10 +672,36 @@ def steps_to_tolerance(kappa: float, learning_rate: Optional[float] = None, tol:
 
 
 def saddle_escape_steps(noise_std: float, seeds: Sequence[int], learning_rate: float = 0.1,
-                        steps: int = 400) -> list[Optional[int]]:
-    """Escape steps of :func:`optbook.experiments.foundations.saddle_run` from (1.5, 0), one per seed."""
-    return [saddle_run(learning_rate, steps, y0=0.0, noise_std=noise_std, seed=s).escape_step
-            for s in seeds]
+                        steps: int = 400, escape_y: float = 0.5) -> list[Optional[int]]:
+    r"""Escape steps of :func:`optbook.experiments.foundations.saddle_run` from (1.5, 0), one per seed.
+
+    The runs of all seeds advance together as arrays (one NumPy step for every
+    seed, instead of one :func:`optbook.landscapes.trajectory` call each), with
+    the same arithmetic and the same noise: seed ``s`` draws its
+    :math:`\xi_t \sim \mathcal N(0, I_2)` from ``default_rng(s)`` in step order,
+    as ``trajectory`` does, so the escape steps are identical to
+    ``saddle_run(learning_rate, steps, y0=0, noise_std=noise_std, seed=s).escape_step``
+    (``tests/test_sgd_experiments.py`` checks it). A run has escaped at the
+    first step with :math:`|y| \ge` ``escape_y``; ``None`` if it never does.
+    """
+    check_number("noise_std", noise_std)
+    check_number("learning rate", learning_rate, low_inclusive=False)
+    steps = _check_int("steps", steps, 0)
+    seeds = [_check_int("seed", s, 0) for s in seeds]
+    noise = np.zeros((len(seeds), steps, 2))
+    if noise_std > 0:
+        for i, s in enumerate(seeds):
+            noise[i] = np.random.default_rng(s).standard_normal((steps, 2)) * noise_std
+    x, y = np.full(len(seeds), 1.5), np.zeros(len(seeds))
+    escape: list[Optional[int]] = [None] * len(seeds)
+    for t in range(1, steps + 1):
+        gx = x + noise[:, t - 1, 0]                    # grad of x^2/2 + y^4/4 - y^2/2, plus noise
+        gy = (y * y * y - y) + noise[:, t - 1, 1]
+        x, y = x + -learning_rate * gx, y + -learning_rate * gy
+        for i in np.flatnonzero(np.abs(y) >= escape_y):
+            if escape[i] is None:
+                escape[i] = t
+    return escape
 
 
 # --- widget: SGD with gradient noise on the saddle ---------------------------------------

@@ -1,7 +1,7 @@
 """``Adafactor`` computing exactly what ``torch.optim.Adafactor`` computes, as a chain."""
 from __future__ import annotations
 
-from ..adafactor import adafactor
+from ..adafactor import _check_beta2, _check_threshold, adafactor
 from ..base import check_number
 from .chain_optimizer import ChainOptimizer
 
@@ -13,7 +13,11 @@ class Adafactor(ChainOptimizer):
     cap of the relative step ``min(lr, 1/sqrt(t))`` and the factor of the
     decoupled decay), ``beta2_decay=-0.8``, ``eps=(None, 1e-3)`` (eps1 None
     means the dtype's machine epsilon), ``d=1.0`` (update clipping),
-    ``weight_decay=0.0``, ``maximize``. The equations are in
+    ``weight_decay=0.0``, ``maximize``. Two keyword-only options torch does
+    not have, for Shazeer & Stern's ablation: ``beta2`` (a constant,
+    bias-corrected decay in place of ``1 - t^beta2_decay``; None, the
+    default, keeps the schedule) and ``d=math.inf`` (no update clipping,
+    which torch also accepts). The equations are in
     :mod:`optbook.adafactor`. State per tensor: a row and a column factor for
     tensors with two or more axes, one moving average for vectors.
     Validation messages follow the other torch.optim classes
@@ -22,7 +26,8 @@ class Adafactor(ChainOptimizer):
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
-                 *, foreach: bool | None = None, maximize: bool = False):
+                 *, foreach: bool | None = None, maximize: bool = False,
+                 beta2: float | None = None):
         check_number("learning rate", lr)
         check_number("beta2_decay value", beta2_decay, low=None, high=0.0, high_inclusive=True)
         if not isinstance(eps, (tuple, list)) or len(eps) != 2:
@@ -30,13 +35,14 @@ class Adafactor(ChainOptimizer):
         if eps[0] is not None:
             check_number("epsilon1 value", eps[0])
         check_number("epsilon2 value", eps[1])
-        check_number("clipping threshold d", d, low=1.0)
+        _check_threshold(d)
         check_number("weight_decay value", weight_decay)
+        beta2 = _check_beta2(beta2)
         super().__init__(params, defaults=dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps),
-                                               d=d, weight_decay=weight_decay,
+                                               d=d, weight_decay=weight_decay, beta2=beta2,
                                                foreach=foreach,  # accepted, ignored
                                                maximize=maximize))
 
     def make_transform(self, group):
         return adafactor(group["lr"], group["beta2_decay"], group["eps"], group["d"],
-                         group["weight_decay"])
+                         group["weight_decay"], beta2=group.get("beta2"))

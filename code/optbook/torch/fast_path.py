@@ -18,7 +18,9 @@ twin below, runs those twins tensor by tensor:
 * four chains that are exactly torch.optim's SGD, Adagrad, Adam and AdamW are
   handed to torch's fused multi-tensor kernels (``torch._fused_sgd_``,
   ``_fused_adagrad_``, ``_fused_adam_``, ``_fused_adamw_``, the kernels of
-  ``fused=True``), which do a whole step in one pass over memory.
+  ``fused=True``), which do a whole step in one pass over memory; plain
+  RMSprop, which torch has no fused kernel for, goes through Adagrad's
+  (:func:`_fused_rmsprop` says how);
 
 Only the order of floating-point operations differs from the functional
 chain; ``tests/test_fast_path.py`` holds every oracle setting to 1e-12 in
@@ -29,6 +31,14 @@ None and the optimizer runs the functional chain, as before.
 Temporaries are allocated per tensor and dropped at once, so the extra
 memory of a step is at most a few arrays the size of the largest tensor, as
 in torch.optim's default (single-tensor) implementation.
+
+A chain whose links all work element by element (momentum, RMS, Adam, Lion,
+Sophia, decay, scaling) runs a large tensor in slices of :data:`CHUNK`
+elements, the whole chain on one slice before the next: the slice's state,
+gradient and temporaries stay in cache between the chain's passes, so each
+number crosses the memory bus about once per step instead of once per pass
+(``bench/optimizer_step.py`` measures what this buys), and a temporary is a
+slice, not a model-sized array.
 """
 from __future__ import annotations
 
@@ -37,6 +47,7 @@ from typing import Callable
 
 import torch
 
+from ..adafactor import decay_at
 from ..base import GradientTransformation, check_number
 
 
@@ -327,7 +338,7 @@ def _rms(x: torch.Tensor) -> float:
 @_planner("scale_by_factored_rms")
 def _plan_factored_rms(hp, state):
     t = state["count"] + 1
-    beta2_t = 1.0 - t ** hp["beta2_decay"]
+    beta2_t = decay_at(t, hp["beta2_decay"], hp.get("beta2"))  # schedule or constant beta2
     eps1 = hp["eps1"]
 
     def kernel(u, p, st):
@@ -356,6 +367,8 @@ def _plan_factored_rms(hp, state):
 @_planner("clip_by_block_rms")
 def _plan_clip_by_block_rms(hp, state):
     threshold = hp["threshold"]
+    if threshold == math.inf:  # d = infinity: no clipping, and no RMS to compute
+        return lambda u, p, st: st
 
     def kernel(u, p, st):
         c, x = u.single(p)
@@ -390,18 +403,84 @@ def _plan_relative_step(hp, state):
 
 # --- plans for one tensor's whole chain -------------------------------------------
 
+#: Elements per slice when a chain runs a tensor slice by slice: a slice of the
+#: state, gradient, parameter and one temporary in float32 is 4 MiB, well inside
+#: the last-level cache of a desktop or server CPU, and large enough that the
+#: Python cost of a slice (a few microseconds a pass) stays small.
+CHUNK = 1 << 18
+
+# Links whose twin reads and writes each element independently of the others
+# (no norm, no row or column mean): their chains may run slice by slice.
+_ELEMENTWISE = frozenset({"identity", "scale", "scale_by_learning_rate", "add_decayed_weights",
+                          "trace", "scale_by_adam", "scale_by_adagrad", "scale_by_rms",
+                          "scale_by_lion", "scale_by_sophia"})
+
+
 class ChainPlan:
     """The in-place step of one chain, for tensors whose states hold the same numbers."""
 
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, elementwise: bool = False):
         self.kernel = kernel
+        self.elementwise = elementwise
 
     def run(self, p: torch.Tensor, grad: torch.Tensor, grad_coef: float, state):
         """Update ``p`` and the tensors of ``state`` in place; return the new state."""
+        if self.elementwise and p.numel() > CHUNK and _sliceable(p, grad, state):
+            return self._run_in_slices(p, grad, grad_coef, state)
         u = LazyUpdate(grad, grad_coef)
         new = self.kernel(u, p, state)
         u.apply(p)
         return new
+
+    def _run_in_slices(self, p, grad, grad_coef, state):
+        flat_p, flat_g, n = p.view(-1), grad.view(-1), p.numel()
+        whole = {}  # id of a slice view -> the state tensor it is a slice of
+        new = state
+        for a in range(0, n, CHUNK):
+            b = min(n, a + CHUNK)
+            u = LazyUpdate(flat_g[a:b], grad_coef)
+            new = self.kernel(u, flat_p[a:b], _slice_tree(state, a, b, whole))
+            u.apply(flat_p[a:b])
+        # the last slice's state, with each slice view replaced by its whole tensor
+        return _unslice_tree(new, whole)
+
+
+def _tree_tensors(tree):
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _tree_tensors(v)]
+    if isinstance(tree, (tuple, list)):
+        return [t for v in tree for t in _tree_tensors(v)]
+    return [tree] if isinstance(tree, torch.Tensor) else []
+
+
+def _sliceable(p, grad, state) -> bool:
+    """Every tensor flat-viewable and element-aligned with ``p``."""
+    return all(t.shape == p.shape and t.is_contiguous() and t.dtype == p.dtype
+               for t in (p, grad, *_tree_tensors(state)))
+
+
+def _slice_tree(tree, a, b, whole):
+    if isinstance(tree, dict):
+        return {k: _slice_tree(v, a, b, whole) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_slice_tree(v, a, b, whole) for v in tree)
+    if isinstance(tree, torch.Tensor):
+        view = tree.view(-1)[a:b]
+        whole[id(view)] = (view, tree)  # the view is kept so that its id stays unique
+        return view
+    return tree
+
+
+def _unslice_tree(tree, whole):
+    if isinstance(tree, dict):
+        return {k: _unslice_tree(v, whole) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_unslice_tree(v, whole) for v in tree)
+    if isinstance(tree, torch.Tensor):
+        if id(tree) not in whole:  # a twin that allocated new state cannot run in slices
+            raise AssertionError("fast path: a state tensor was replaced in a sliced run")
+        return whole[id(tree)][1]
+    return tree
 
 
 def _links(transform: GradientTransformation):
@@ -455,7 +534,14 @@ def plan(transform: GradientTransformation, state) -> ChainPlan | None:
         kernel = _plan_tree(links, state)
     except (KeyError, TypeError):
         return None
-    return None if kernel is None else ChainPlan(kernel)
+    if kernel is None:
+        return None
+    return ChainPlan(kernel, elementwise=all(t.spec[0] in _ELEMENTWISE for t in _leaves(links)))
+
+
+def _leaves(links):
+    return [links] if isinstance(links, GradientTransformation) else \
+        [t for sub in links for t in _leaves(sub)]
 
 
 # --- torch's fused kernels, for the four chains that are torch.optim's ----------
@@ -472,7 +558,8 @@ def fused_kernel(transform: GradientTransformation, state: tuple, dtype: torch.d
 
     Recognises ``optbook.sgd``/``momentum``/``nesterov``, ``adagrad``,
     ``adam`` and ``adamw`` (the chains of the classic classes) and calls
-    torch's fused CPU kernel with the same hyper-parameters.
+    torch's fused CPU kernel with the same hyper-parameters; plain
+    ``rmsprop`` (not centered, no momentum) goes through Adagrad's kernel.
     """
     if dtype not in (torch.float32, torch.float64):
         return None
@@ -504,6 +591,11 @@ def _match_fused(specs, state):
         if hps[1]["eps_inside_sqrt"]:
             return None
         return _fused_adagrad(hps, lr, lr_next)
+    if names == ["add_decayed_weights", "scale_by_rms", "scale_by_learning_rate"]:
+        rms = hps[1]
+        if rms["centered"] or rms["eps_inside_sqrt"] or not 0.0 <= rms["decay"] < 1.0:
+            return None
+        return _fused_rmsprop(hps, lr, lr_next)
     adam_forms = {("add_decayed_weights", "scale_by_adam", "scale_by_learning_rate"): False,
                   ("scale_by_adam", "add_decayed_weights", "scale_by_learning_rate"): True}
     if tuple(names) in adam_forms:
@@ -542,6 +634,29 @@ def _fused_adagrad(hps, lr, lr_next):
         torch._fused_adagrad_(params, grads, [s[1]["sum_of_squares"] for s in states], steps,
                               lr=lr, lr_decay=0.0, weight_decay=wd, eps=eps, maximize=maximize)
         return [(s[0], s[1], {"count": lr_next}) for s in states]
+    return run
+
+
+def _fused_rmsprop(hps, lr, lr_next):
+    """RMSprop through Adagrad's fused kernel (torch has no fused RMSprop).
+
+    With ``s = sqrt(1 - decay)``: scale the average by ``decay`` and let the
+    kernel add the square of ``s g``, which is ``(1 - decay) g^2``; its step
+    ``(lr / s) (s g) / (sqrt(v) + eps)`` is RMSprop's, and its L2 term
+    ``(lambda s) theta`` is ``s`` times RMSprop's. Three passes over memory
+    (scale v, scale g into a temporary, the kernel) instead of five.
+    """
+    wd, decay, eps = hps[0]["weight_decay"], hps[1]["decay"], hps[1]["eps"]
+    s = math.sqrt(1.0 - decay)
+
+    def run(params, grads, states, maximize):
+        step = torch.ones((), dtype=torch.float32)  # lr_decay 0: step unused
+        for p, g, st in zip(params, grads, states):
+            average = st[1]["square_avg"]
+            average.mul_(decay)
+            torch._fused_adagrad_([p], [torch.mul(g, s)], [average], [step], lr=lr / s,
+                                  lr_decay=0.0, weight_decay=wd * s, eps=eps, maximize=maximize)
+        return [(st[0], st[1], {"count": lr_next}) for st in states]
     return run
 
 

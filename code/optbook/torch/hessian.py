@@ -4,10 +4,16 @@ Both return one tensor per parameter, ready for ``SophiaG.update_hessian``
 (or the ``hessian=`` keyword of ``optbook.sophia``), and leave ``p.grad``
 untouched (they use ``torch.autograd.grad``).
 
-* Hutchinson: for ``u`` with independent Rademacher (+-1) entries,
+* Hutchinson: for ``u`` with independent entries of mean 0 and variance 1,
   ``E[u * (H u)] = diag(H)``, since ``E[u_i u_j] = [i = j]``. One
   Hessian-vector product (a double backward) per sample. Unbiased for any
-  loss, but it can be negative where the loss is not convex.
+  loss, but it can be negative where the loss is not convex. The Sophia
+  paper draws ``u ~ N(0, I)`` (``distribution="gaussian"``); the default here
+  is Rademacher (+-1) entries, which is also unbiased and has the smaller
+  variance: entry i of one sample has variance ``sum_{j != i} H_ij^2`` for
+  Rademacher (``u_i^2 = 1`` exactly) and ``2 H_ii^2 + sum_{j != i} H_ij^2``
+  for Gaussian (``Var u_i^2 = 2``). Rademacher is also what the authors'
+  experiments and most released Hutchinson code use.
 * Gauss-Newton-Bartlett (GNB), for a softmax cross-entropy loss: draw labels
   ``y_hat_b ~ softmax(logits_b)``, let ``L_hat = (1/B) sum_b CE(logits_b, y_hat_b)``;
   then ``h_hat = B * grad L_hat * grad L_hat``. Bartlett's identity
@@ -35,24 +41,39 @@ def _rademacher(p: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return (2 * bits - 1).to(p.dtype)
 
 
+def _gaussian(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+
+
+_PROBES = {"rademacher": _rademacher, "gaussian": _gaussian}
+
+
 def hutchinson_hessian_estimate(loss: torch.Tensor, params: Iterable[torch.Tensor], *,
                                 samples: int = 1, generator: torch.Generator | None = None,
-                                retain_graph: bool = False) -> list[torch.Tensor]:
-    """``mean over samples of u * (H u)``, u Rademacher: an unbiased estimate of diag(H).
+                                retain_graph: bool = False,
+                                distribution: str = "rademacher") -> list[torch.Tensor]:
+    """``mean over samples of u * (H u)``: an unbiased estimate of diag(H).
 
-    ``loss`` must be a scalar whose graph reaches ``params``; ``samples``
-    Hessian-vector products are averaged. Parameters the gradient does not
-    depend on (zero Hessian rows) get zeros.
+    ``u`` has independent Rademacher (+-1, the default) or standard Gaussian
+    (``distribution="gaussian"``, as in the Sophia paper) entries; see the
+    module docstring for the two variances. ``loss`` must be a scalar whose
+    graph reaches ``params``; ``samples`` Hessian-vector products are
+    averaged. Parameters the gradient does not depend on (zero Hessian rows)
+    get zeros.
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"Invalid samples: {samples!r} (need an integer >= 1)")
+    if distribution not in _PROBES:
+        raise ValueError(f"Invalid distribution: {distribution!r} "
+                         f"(choose from {', '.join(map(repr, _PROBES))})")
+    probe = _PROBES[distribution]
     params = list(params)
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     # a gradient without a graph (loss linear in p, or p unused) has H u = 0
     live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
     estimates = [torch.zeros_like(p) for p in params]
     for s in range(samples):
-        us = [_rademacher(p, generator) for p in params]
+        us = [probe(p, generator) for p in params]
         if not live:
             break
         hvps = torch.autograd.grad([grads[i] for i in live], params,
