@@ -12,8 +12,7 @@ untouched (they use ``torch.autograd.grad``).
   is Rademacher (+-1) entries, which is also unbiased and has the smaller
   variance: entry i of one sample has variance ``sum_{j != i} H_ij^2`` for
   Rademacher (``u_i^2 = 1`` exactly) and ``2 H_ii^2 + sum_{j != i} H_ij^2``
-  for Gaussian (``Var u_i^2 = 2``). Rademacher is also what the authors'
-  experiments and most released Hutchinson code use.
+  for Gaussian (``Var u_i^2 = 2``).
 * Gauss-Newton-Bartlett (GNB), for a softmax cross-entropy loss: draw labels
   ``y_hat_b ~ softmax(logits_b)``, let ``L_hat = (1/B) sum_b CE(logits_b, y_hat_b)``;
   then ``h_hat = B * grad L_hat * grad L_hat``. Bartlett's identity
