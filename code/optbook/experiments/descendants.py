@@ -22,7 +22,7 @@ Sections:
   :func:`sophia_clip_fraction_run` (the common task with a GNB or Hutchinson
   estimate every ``k`` steps);
 * the comparison -- :data:`COMPARISON`, :func:`make_optimizer`,
-  :func:`comparison_run`, :func:`tune_learning_rate`.
+  :func:`comparison_run`, :func:`tune_on_seeds`.
 
 The common task is :func:`optbook.experiments.training.teacher_classification`
 (20 inputs, 4 classes, 2048 training examples) with
@@ -62,7 +62,7 @@ __all__ = [
     "SophiaTaskRun", "sophia_clip_fraction_run", "hutchinson_variance",
     # comparison
     "OptimizerSpec", "COMPARISON", "make_optimizer", "RunResult", "comparison_run",
-    "tune_learning_rate", "SeedTuning", "tune_on_seeds",
+    "SeedTuning", "tune_on_seeds",
     # AdaFactor's ablation
     "ADAFACTOR_ARMS", "AdafactorAblation", "adafactor_ablation",
 ]
@@ -515,24 +515,6 @@ def comparison_run(name: str, lr: float, steps: int = 150, batch_size: int = 64,
     seconds = (time.perf_counter() - start) / steps
     return RunResult(name, lr, history, _full_loss(model, data.x_train, data.y_train),
                      _full_loss(model, data.x_val, data.y_val), state_bytes(optimizer), seconds)
-
-
-def tune_learning_rate(name: str, steps: int = 150, batch_size: int = 64,
-                       seed: int = 0) -> tuple[RunResult, list[RunResult]]:
-    """Run every learning rate of ``COMPARISON[name].lr_grid``; the best has the lowest val loss.
-
-    A diverged run (non-finite loss) counts as infinitely bad.
-    """
-    if name not in COMPARISON:
-        raise ValueError(f"Invalid optimizer: {name!r} (choose from {', '.join(COMPARISON)})")
-    runs = [comparison_run(name, lr, steps, batch_size, seed=seed)
-            for lr in COMPARISON[name].lr_grid]
-
-    def score(run):
-        bad = run.history.diverged or not math.isfinite(run.final_val_loss)
-        return math.inf if bad else run.final_val_loss
-
-    return min(runs, key=score), runs
 
 
 _SHARED = {"momentum": True, "adam": True, "lion": True, "adafactor": False, "lamb": False}
