@@ -2,8 +2,9 @@
 
 (In-page figures, which compute on every move, are tested by test_figures.py.)
 
-Runs against the BUILT book (``make test`` builds it first): every page of
-``_build/html`` that contains an ``optbook-widget`` is opened from
+Runs against the BUILT book (``make test`` builds it first) and one page
+written here from a small Explorer: every page of
+``_build/html`` that contains an ``optbook-widget``, and that page, is opened from
 ``file://`` in Debian's chromium through Playwright; every control of every
 widget is moved with the keyboard (range sliders) or picked (menus), and the
 page must show the frame of the new combination and the new value.  No
@@ -47,7 +48,32 @@ def _pages(pattern: re.Pattern) -> list[Path]:
                   if pattern.search(p.read_text(encoding="utf-8", errors="replace")))
 
 
-WIDGET_PAGES = _pages(TWIN)
+def _fixture_page() -> Path:
+    """A page holding one frame-per-grid-point twin (a slider and a menu, 3 x 2
+    frames), so the fallback is tested even while no chapter of the book needs it."""
+    import tempfile
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optbook.widgets import Explorer
+
+    def draw(a, kind):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [0, a] if kind == "rise" else [a, 0])
+        ax.set_title(f"a = {a}, {kind}")
+        return fig
+
+    explorer = Explorer(draw, {"a": [1, 2, 3], "kind": ["rise", "fall"]},
+                        defaults={"a": 2, "kind": "rise"}, labels={"a": "a", "kind": "kind"})
+    path = Path(tempfile.mkdtemp(prefix="optbook-twin-")) / "twin.html"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>"
+                    f"{explorer.static_html()}</body></html>", encoding="utf-8")
+    return path
+
+
+WIDGET_PAGES = _pages(TWIN) + [_fixture_page()]
 # Figures computed in the page (class "optbook-figure") are tested by
 # test_figures.py; the frame-per-grid-point twin remains for Explorers whose
 # draw function the page cannot run.  `make test` needs one kind or the other.
@@ -155,10 +181,8 @@ def _check_widget(page, root):
 
 
 @pytest.mark.parametrize(
-    "page_path",
-    WIDGET_PAGES or [pytest.param(None, marks=pytest.mark.skip(
-        reason=f"no page under {SITE} contains a static widget (class optbook-widget)"))],
-    ids=lambda p: str(p.relative_to(SITE)) if p else "none")
+    "page_path", WIDGET_PAGES,
+    ids=lambda p: str(p.relative_to(SITE)) if p.is_relative_to(SITE) else "fixture-" + p.name)
 def test_static_widgets_respond_offline(browser, page_path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
