@@ -11,6 +11,8 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_site: scripts}``).
   built from ``js/`` by ``npm run build`` (esbuild; d3 from npm, pinned in
   package-lock.json) and is not committed.  The build stops with a clear
   message if it is missing: without it every figure would be a still image.
+  It is copied into the site after every build, also one with no page to
+  rebuild (Sphinx then copies no static file).
 * Every top-level ``.css``/``.js`` file in ``book/_static`` is added to every
   page (sorted, so the order is stable). Jupyter Book does this only for a
   ``_static`` folder at the book root; ours lives in ``book/``. Files in
@@ -113,6 +115,16 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(src, target / part)
 
 
+def copy_figure_runtime(app: Sphinx, exception: Exception | None) -> None:
+    """Copy the runtime bundle on every build: Sphinx skips its static files when
+    no page is out of date, so after a change to js/ alone the site kept the old one."""
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(app.confdir) / FIGURE_RUNTIME, target / FIGURE_RUNTIME.name)
+
+
 def _is_thebe_asset(asset) -> bool:
     name = str(getattr(asset, "filename", asset) or "")
     body = str(getattr(asset, "attributes", {}).get("body", ""))
@@ -132,4 +144,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", check_figure_runtime)
     app.connect("builder-inited", link_static_assets)
     app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", copy_figure_runtime)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

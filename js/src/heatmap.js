@@ -15,7 +15,7 @@
 import { select, scaleSequential, scaleLog, scaleLinear, interpolateViridis, axisBottom, axisLeft, axisRight, range,
          format, rgb } from "d3";
 import { svgPanel } from "./draw.js";
-import { curvePanel, seriesReadout, fmt4 } from "./runs.js";
+import { curvePanel, seriesReadout, fmt4, fillReadout } from "./runs.js";
 
 const fmt3 = format(".3~g");
 const ok = (v) => v !== null && v !== undefined && Number.isFinite(v);
@@ -177,15 +177,7 @@ export function heatmapFigure(root, spec) {
     curves.update(data);
     const lines = spec.panels.map((panel, p) => ({ color: panel.color || "#000",
       text: seriesReadout(spec.curves.panel, { label: panel.label }, data.series[String(p)]) }));
-    curveList.selectAll("li").data(lines).join((enter) => {
-      const li = enter.append("li");
-      li.append("span").attr("class", "optbook-fig-swatch");
-      li.append("span").attr("class", "optbook-fig-text");
-      return li;
-    }).call((li) => {
-      li.select(".optbook-fig-swatch").style("background", (d) => d.color);
-      li.select(".optbook-fig-text").text((d) => d.text);
-    });
+    fillReadout(curveList, lines);
     root.dispatchEvent(new CustomEvent("optbook:redraw", { detail: { selected } }));
   }
   choose(selected[0], selected[1]);

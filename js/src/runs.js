@@ -284,15 +284,7 @@ export function runsFigure(root, spec) {
     });
     for (const note of point.notes || []) lines.push({ color: "transparent", text: note });
     head.text(headlineOf(spec, index));
-    readout.selectAll("li").data(lines).join((enter) => {
-      const li = enter.append("li");
-      li.append("span").attr("class", "optbook-fig-swatch");
-      li.append("span").attr("class", "optbook-fig-text");
-      return li;
-    }).call((li) => {
-      li.select(".optbook-fig-swatch").style("background", (d) => d.color);
-      li.select(".optbook-fig-text").text((d) => d.text);
-    });
+    fillReadout(readout, lines);
     last = point;
     root.dispatchEvent(new CustomEvent("optbook:redraw", { detail: { point } }));
   }
@@ -305,6 +297,19 @@ export function runsFigure(root, spec) {
 }
 
 /** "{lr}" fields of the headline replaced by the selected axes' labels. */
+/** Fill a readout list (a d3 selection of <ul>) with {color, text} lines: a swatch, then the text. */
+export function fillReadout(list, lines) {
+  list.selectAll("li").data(lines).join((enter) => {
+    const li = enter.append("li");
+    li.append("span").attr("class", "optbook-fig-swatch");
+    li.append("span").attr("class", "optbook-fig-text");
+    return li;
+  }).call((li) => {
+    li.select(".optbook-fig-swatch").style("background", (d) => d.color);
+    li.select(".optbook-fig-text").text((d) => d.text);
+  });
+}
+
 export function headlineOf(spec, index) {
   const shown = Object.fromEntries(spec.axes.map((a) => [a.name, a.labels[index[a.name]]]));
   return (spec.headline || "").replace(/\{(\w+)\}/g, (m, k) => (k in shown ? shown[k] : m));
