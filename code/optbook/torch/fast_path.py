@@ -215,6 +215,14 @@ def _plan_trace(hp, state):
     return kernel
 
 
+def _ema_(m: torch.Tensor, g: torch.Tensor, c: float, b: float) -> None:
+    """``m = b m + (1 - b) c g`` in place (one ``lerp_`` when c = 1, as the functional link)."""
+    if c == 1.0:
+        m.lerp_(g, 1 - b)
+    else:
+        m.mul_(b).add_(g, alpha=(1 - b) * c)
+
+
 @_planner("scale_by_adam")
 def _plan_adam(hp, state):
     b1, b2, eps, amsgrad = hp["b1"], hp["b2"], hp["eps"], hp["amsgrad"]
@@ -225,10 +233,7 @@ def _plan_adam(hp, state):
     def kernel(u, p, st):
         c, g = u.single(p)
         mu, nu = st["mu"], st["nu"]
-        if c == 1.0:
-            mu.lerp_(g, 1 - b1)
-        else:
-            mu.mul_(b1).add_(g, alpha=(1 - b1) * c)
+        _ema_(mu, g, c, b1)
         nu.mul_(b2).addcmul_(g, g, value=(1 - b2) * c * c)
         new = {"count": t, "mu": mu, "nu": nu}
         second = nu
@@ -288,10 +293,9 @@ def _plan_lion(hp, state):
         mu = st["mu"]
         if c == 1.0:
             direction = torch.lerp(mu, g, 1 - b1).sign_()
-            mu.lerp_(g, 1 - b2)
         else:
             direction = torch.mul(mu, b1).add_(g, alpha=(1 - b1) * c).sign_()
-            mu.mul_(b2).add_(g, alpha=(1 - b2) * c)
+        _ema_(mu, g, c, b2)
         u.terms, u.param_coef = [(1.0, direction, None)], 0.0
         return {"mu": mu}
     return kernel
@@ -304,10 +308,7 @@ def _plan_sophia(hp, state):
     def kernel(u, p, st):
         c, g = u.single(p)
         mu, h = st["mu"], st["hessian"]
-        if c == 1.0:
-            mu.lerp_(g, 1 - b1)
-        else:
-            mu.mul_(b1).add_(g, alpha=(1 - b1) * c)
+        _ema_(mu, g, c, b1)
         den = torch.mul(h, rho)
         den.clamp_(min=eps) if paper else den.add_(eps)
         if paper or bool(den.min() > 0):
