@@ -159,6 +159,10 @@ CHAINS = {
     "scheduled adamw": lambda: optbook.adamw(lambda t: 1e-2 / (1 + t), weight_decay=0.1),
     "sophia, the paper's denominator": lambda: optbook.sophia(1e-2, rho=0.5, denominator="paper"),
     "identity then sgd": lambda: optbook.chain(optbook.identity(), optbook.sgd(0.1, 0.01)),
+    # the second decay adds to the first (scaled) one, which is still pending in the update
+    "two decays around a scale": lambda: optbook.chain(
+        optbook.add_decayed_weights(0.1), optbook.scale(0.5), optbook.add_decayed_weights(0.2),
+        optbook.trace(0.9, dampening=0.1), optbook.scale_by_learning_rate(0.1)),
 }
 
 

@@ -96,13 +96,21 @@ def test_chains_with_a_whole_tensor_link_are_not_sliced(sliced_runs):
     assert opt.last_step_paths["in_place"] > 0 and sliced_runs["tensors"] == 0
 
 
-def test_slices_cover_every_element_once():
-    """One RMSprop step in slices of 5 over 23 elements equals the closed form."""
-    fast_path.CHUNK = 5  # (the fixture restores it)
+def test_slices_cover_every_element_once(sliced_runs):
+    """One RMSprop step in slices of 5 over 23 elements equals the closed form.
+
+    Plain RMSprop would take Adagrad's fused kernel and never slice: the fused
+    kernels are switched off, and the spy must have seen the sliced run.
+    """
     g = torch.linspace(-2.0, 3.0, 23, dtype=torch.float64)
     p = torch.nn.Parameter(torch.zeros(23, dtype=torch.float64))
     p.grad = g.clone()
     opt = classic.RMSprop([p], lr=0.1, alpha=0.9, eps=1e-8)
+    opt.fused_kernels = False
     opt.step()
+    assert sliced_runs["tensors"] == 1 and opt.last_step_paths["in_place"] == 1
     expected = -0.1 * g / ((0.1 * g * g).sqrt() + 1e-8)
     assert torch.allclose(p.detach(), expected, rtol=1e-14, atol=0)
+    # and the state: every element's average is (1 - alpha) g^2
+    (_, rms, _), = [opt.state[p]["transform_state"]]
+    assert torch.allclose(rms["square_avg"], 0.1 * g * g, rtol=1e-15, atol=0)

@@ -416,3 +416,167 @@ def test_default_rule_and_bad_rule():
     with pytest.raises(ValueError, match="Invalid skip_end"):
         lr_range_test(model, mse, [(X, y)], optimizer, skip_end=-2)
     assert_same(model.state_dict(), before)
+
+
+# --- fastai's published valley rule as the oracle; short curves -----------------------
+
+import inspect
+import json
+import pathlib
+import re
+
+
+def fastai_valley(lrs, losses):
+    """fastai/callback/schedule.py ``valley`` (v2.5+), restated: the longest strictly
+    decreasing subsequence by the same O(n^2) programme, its end e (the first index
+    reaching the largest length L) and start s = e - L (s = e = 0 while no point is below
+    an earlier one); with m = e - s, the rate at s + int(m/3) + int(m/3/2), indexed as
+    fastai indexes its tensor of rates (so -1 is the last rate)."""
+    n = len(losses)
+    length = [1] * n
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j]:
+                length[i] = max(length[i], length[j] + 1)
+        if length[i] > length[end]:
+            start, end = i - length[i], i
+    m = end - start
+    return float(list(lrs)[start + int(m / 3) + int(m / 3 / 2)])
+
+
+def fastai_steep(lrs, losses):
+    slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i]))
+              for i in range(len(lrs) - 1)]
+    return float(lrs[slopes.index(min(slopes))])
+
+
+def fastai_minimum(lrs, losses):
+    return float(lrs[list(losses).index(min(losses))]) / 10
+
+
+FASTAI = {"valley": fastai_valley, "steep": fastai_steep, "minimum": fastai_minimum}
+
+SHORT_CURVES = {
+    "two decreasing": [2.0, 1.0],
+    "two rising": [1.0, 2.0],
+    "fall then rise": [2.0, 1.0, 3.0],
+    "fall once then rise": [5.0, 1.0, 2.0, 3.0, 4.0, 6.0],
+    "rise then fall": [1.0, 3.0, 2.0],
+    "flat": [1.0, 1.0, 1.0],
+    "three decreasing": [3.0, 2.0, 1.0],
+}
+
+
+@pytest.mark.parametrize("losses", SHORT_CURVES.values(), ids=SHORT_CURVES.keys())
+def test_valley_matches_fastai_on_short_curves(losses):
+    lrs = np.geomspace(1e-4, 1e-1, len(losses))
+    assert suggest_valley(lrs, losses) == fastai_valley(lrs, losses)
+
+
+def test_valley_of_two_decreasing_points_is_the_last_rate_as_in_fastai():
+    # documented in suggest_valley: fastai's index is -1 here
+    lrs = [1e-3, 1e-2]
+    assert suggest_valley(lrs, [2.0, 1.0]) == 1e-2
+    # and through suggest, with three points: a fall, then a rise
+    assert suggest([1e-3, 1e-2, 1e-1], [2.0, 1.0, 3.0], "valley", 0, 0) == 1e-1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_every_rule_matches_fastai_on_random_curves(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 30))
+    lrs = np.geomspace(1e-6, 1.0, n)
+    losses = np.cumsum(rng.normal(size=n))
+    for rule, oracle in FASTAI.items():
+        assert SUGGESTION_RULES[rule](lrs, losses) == pytest.approx(oracle(lrs, losses), rel=1e-15)
+
+
+@pytest.mark.parametrize("rule", sorted(FASTAI))
+def test_suggest_at_the_minimum_length(rule):
+    """Three points left after trimming: the rule applied to them; two: None."""
+    lrs = np.geomspace(1e-5, 1.0, 9)
+    losses = np.array([9.0, 0.1, 4.0, 3.9, 3.0, 3.5, 0.0, 9.0, 9.0])
+    kept = slice(3, 6)                                 # skip 3 at the start, 3 at the end
+    value = suggest(lrs, losses, rule, skip_start=3, skip_end=3)
+    assert value == pytest.approx(FASTAI[rule](lrs[kept], losses[kept]), rel=1e-15)
+    assert suggest(lrs, losses, rule, skip_start=4, skip_end=3) is None
+    assert suggest(lrs, losses, rule, skip_start=3, skip_end=4) is None
+    # fastai's default trimming (10 and 5): 18 points is the shortest curve with an answer
+    long_lrs = np.geomspace(1e-5, 1.0, 18)
+    long_losses = np.r_[np.full(10, 5.0), [3.9, 4.0, 3.0], np.full(5, 9.0)]
+    assert suggest(long_lrs, long_losses, rule) == pytest.approx(
+        FASTAI[rule](long_lrs[10:13], long_losses[10:13]), rel=1e-15)
+    assert suggest(long_lrs[1:], long_losses[1:], rule) is None
+
+
+def test_the_three_rules_differ_on_the_curves_above():
+    # so that the tests of the default rule below can tell the rules apart
+    lrs = np.geomspace(1e-5, 1.0, 9)
+    losses = np.array([9.0, 0.1, 4.0, 3.9, 3.0, 3.5, 0.0, 9.0, 9.0])
+    picks = {rule: FASTAI[rule](lrs[3:6], losses[3:6]) for rule in FASTAI}
+    assert len(set(picks.values())) == 3, picks
+
+
+def _chapter_default_rule():
+    """The rule chapter 7's evidence chose, as the chapter states it."""
+    notebook = pathlib.Path(__file__).parent.parent / "book" / "07-optimizer-and-lr.ipynb"
+    text = "\n".join("".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]
+                     if cell["cell_type"] == "markdown")
+    stated = set(re.findall(r'DEFAULT_RULE = "(\w+)"', text))
+    assert len(stated) == 1, f"chapter 7 states DEFAULT_RULE as {stated or 'nothing'}"
+    # ... and the summary names the same rule as the one that landed closest
+    (rule,) = stated
+    assert re.search(rf"fastai's {rule} landed closest", " ".join(text.split()))
+    return rule
+
+
+def test_default_rule_is_the_one_chapter_7_chose():
+    rule = _chapter_default_rule()
+    assert rule == "valley"                        # fastai's default since v2.5 too
+    assert DEFAULT_RULE == rule and SUGGESTION_RULES[DEFAULT_RULE] is suggest_valley
+    # every default that names a rule is that one, and the rule is applied:
+    # on a curve where the three rules differ, the default answer is fastai's valley
+    lrs = np.geomspace(1e-5, 1.0, 9)
+    losses = np.array([9.0, 0.1, 4.0, 3.9, 3.0, 3.5, 0.0, 9.0, 9.0])
+    assert suggest(lrs, losses, skip_start=3, skip_end=3) == \
+        pytest.approx(fastai_valley(lrs[3:6], losses[3:6]), rel=1e-15)
+    assert inspect.signature(suggest).parameters["rule"].default == rule
+    assert inspect.signature(lr_range_test).parameters["rule"].default == rule
+    assert LRRangeTestResult(np.zeros(0), np.zeros(0), np.zeros(0), None, None, False).rule == rule
+
+
+def test_range_test_reports_the_default_rule_by_default():
+    X, y, _ = least_squares_data()
+    model = linear_model()
+    result = lr_range_test(model, mse, [(X, y)], torch.optim.SGD(model.parameters(), lr=0.01),
+                           start_lr=1e-4, end_lr=10.0, num_steps=60)
+    assert result.rule == _chapter_default_rule()
+    assert result.suggested_lr == fastai_valley(result.lrs[10:-5], result.smoothed[10:-5])
+
+
+def test_range_test_trims_as_told():
+    """``skip_start`` / ``skip_end`` given to lr_range_test reach every rule."""
+    X, y, _ = least_squares_data()
+    model = linear_model()
+    result = lr_range_test(model, mse, [(X, y)], torch.optim.SGD(model.parameters(), lr=0.01),
+                           start_lr=1e-4, end_lr=10.0, num_steps=60, skip_start=2, skip_end=1)
+    kept = slice(2, len(result.lrs) - 1)
+    for rule, oracle in FASTAI.items():
+        assert result.suggestions[rule] == pytest.approx(
+            oracle(result.lrs[kept], result.smoothed[kept]), rel=1e-15)
+    # (the guard: fastai's own trimming, 10 and 5, would give another valley here)
+    assert result.suggestions["valley"] != fastai_valley(result.lrs[10:-5], result.smoothed[10:-5])
+    assert result.suggested_lr == result.suggestions[DEFAULT_RULE]
+
+
+def test_min_loss_lr_is_the_rate_at_the_lowest_smoothed_loss():
+    # a scripted curve whose raw minimum (a single low minibatch, index 3) is not the
+    # minimum of the smoothed curve
+    script = [5.0, 4.0, 3.5, 0.5, 3.0, 2.0, 1.8, 1.7, 1.75, 2.5]
+    model = ScriptedLoss(script)
+    result = lr_range_test(model, scripted_loss, [(None, None)],
+                           torch.optim.SGD(model.parameters(), lr=0.1), num_steps=10,
+                           smoothing=0.5, diverge_factor=100.0)
+    assert int(np.argmin(result.losses)) == 3 and int(np.argmin(result.smoothed)) != 3
+    assert result.min_loss_lr == result.lrs[int(np.argmin(result.smoothed))]

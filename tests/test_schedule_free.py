@@ -7,6 +7,7 @@ mode) and x (eval mode) must agree to 1e-10.
 Oracle 2: the paper's three-line recursion (Defazio et al. 2024, Alg. 1),
 written out here on NumPy arrays, against the functional transformation.
 """
+import inspect
 import math
 import re
 
@@ -34,7 +35,9 @@ def gradient(p, t):
     return torch.sin(3.0 * p) + 0.5 * p ** 3 / (1 + p ** 2) + 0.1 * math.cos(t)
 
 
-def run_pair(theirs_cls, ours_cls, kwargs, steps=40, evals=(13, 29)):
+def run_pair(theirs_cls, ours_cls, kwargs, steps=40, evals=(13, 29), lr_at=None):
+    """Both optimizers on the same gradients; ``lr_at(t)``, if given, is written into
+    ``group["lr"]`` of both before step t (as a reader's own schedule would)."""
     g = torch.Generator().manual_seed(0)
     shapes = [(4, 3), (5,)]
     start = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
@@ -44,6 +47,10 @@ def run_pair(theirs_cls, ours_cls, kwargs, steps=40, evals=(13, 29)):
     theirs.train(); ours.train()
     worst = 0.0
     for t in range(steps):
+        if lr_at is not None:
+            for opt in (theirs, ours):
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(t)
         for pa, pb in zip(a, b):
             pa.grad = gradient(pa.detach(), t).clone()
             pb.grad = gradient(pb.detach(), t).clone()
@@ -60,23 +67,105 @@ def run_pair(theirs_cls, ours_cls, kwargs, steps=40, evals=(13, 29)):
 
 
 @pytest.mark.parametrize("kwargs", SETTINGS)
-def test_sgd_matches_authors_package(kwargs):
+@pytest.mark.parametrize("momentum", [0.9, 0.5])
+def test_sgd_matches_authors_package(kwargs, momentum):
     schedulefree = pytest.importorskip("schedulefree")
     worst, moved = run_pair(lambda p, **k: schedulefree.SGDScheduleFree(p, foreach=False, **k),
-                            SGDScheduleFree, dict(kwargs, momentum=0.9))
+                            SGDScheduleFree, dict(kwargs, momentum=momentum))
     assert moved > 0.1  # the run went somewhere
     assert worst <= 1e-10
 
 
 @pytest.mark.parametrize("kwargs", SETTINGS)
-@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.95)])
-def test_adamw_matches_authors_package(kwargs, betas):
+@pytest.mark.parametrize("betas, eps", [((0.9, 0.999), 1e-8), ((0.5, 0.95), 1e-3)])
+def test_adamw_matches_authors_package(kwargs, betas, eps):
     schedulefree = pytest.importorskip("schedulefree")
-    kwargs = dict(kwargs, lr=kwargs["lr"] / 10, betas=betas)
+    kwargs = dict(kwargs, lr=kwargs["lr"] / 10, betas=betas, eps=eps)
     worst, moved = run_pair(lambda p, **k: schedulefree.AdamWScheduleFree(p, foreach=False, **k),
                             AdamWScheduleFree, kwargs)
     assert moved > 0.1
     assert worst <= 1e-10
+
+
+# --- the running maximum of the rate (lr_max) ----------------------------------------
+# The average's weight is w_t = t^r * max_{i<=t}(gamma_i)^weight_lr_power: once the rate
+# has been large, lowering it does not lower the weights. Every test above keeps the rate
+# constant after warmup, where the maximum is the current rate; these lower it.
+
+def _lowered(lr, at=15, factor=0.1):
+    """lr until step ``at``, then ``factor`` * lr; back up to half of lr from 2 * at."""
+    return lambda t: lr if t < at else (lr * factor if t < 2 * at else lr / 2)
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=0.2), dict(lr=0.2, warmup_steps=10),
+                                    dict(lr=0.1, r=1.0, weight_lr_power=1.0)],
+                         ids=["constant", "warmup", "r1-power1"])
+@pytest.mark.parametrize("kind", ["sgd", "adamw"])
+def test_lowering_the_rate_mid_run_matches_authors_package(kind, kwargs):
+    schedulefree = pytest.importorskip("schedulefree")
+    if kind == "sgd":
+        theirs = lambda p, **k: schedulefree.SGDScheduleFree(p, foreach=False, **k)
+        ours, extra = SGDScheduleFree, dict(momentum=0.9)
+    else:
+        theirs = lambda p, **k: schedulefree.AdamWScheduleFree(p, foreach=False, **k)
+        ours, extra = AdamWScheduleFree, dict(betas=(0.9, 0.999))
+        kwargs = dict(kwargs, lr=kwargs["lr"] / 10)
+    worst, moved = run_pair(theirs, ours, dict(kwargs, **extra), steps=45,
+                            lr_at=_lowered(kwargs["lr"]))
+    assert moved > 0.1
+    assert worst <= 1e-10
+
+
+def test_lowered_rate_keeps_the_largest_rate_in_the_weights():
+    """Closed form: r = 0 and the rate lowered after 5 steps of 0.2 -- every weight is
+    max(gamma)^2 = 0.04, so x stays the uniform average of z (c_t = 1/t), and the state
+    remembers 0.2."""
+    y0 = np.array([1.0, -2.0])
+    opt_state, zs, y = None, [], y0.copy()
+    for t in range(12):
+        opt = schedule_free_sgd(0.2 if t < 5 else 0.02, 0.5)
+        opt_state = opt.init(y) if opt_state is None else opt_state
+        updates, opt_state = opt.update(np.array([2.0, 1.0]) * y, opt_state, y)
+        y = y + updates
+        zs.append(opt_state["z"].copy())
+    assert opt_state["lr_max"] == 0.2
+    assert opt_state["weight_sum"] == pytest.approx(12 * 0.2 ** 2, rel=1e-14)
+    np.testing.assert_allclose(opt_state["x"], np.mean(zs, axis=0), rtol=1e-12)
+
+
+# --- defaults: the authors' classes are the oracle -------------------------------------
+
+def _package_signature(cls):
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in ("self", "params", "foreach")}
+
+
+@pytest.mark.parametrize("name", ["SGDScheduleFree", "AdamWScheduleFree"])
+def test_torch_classes_defaults_equal_authors_package(name):
+    schedulefree = pytest.importorskip("schedulefree")
+    theirs_cls, ours_cls = getattr(schedulefree, name), getattr(optbook.torch, name)
+    ours = {n: p.default for n, p in inspect.signature(ours_cls.__init__).parameters.items()
+            if n not in ("self", "params")}
+    assert ours == _package_signature(theirs_cls)
+    # and what the constructors store in the groups
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    theirs_defaults, ours_defaults = theirs_cls(p).defaults, ours_cls(p).defaults
+    shared = set(ours_defaults) & set(theirs_defaults)
+    assert shared >= set(ours) | {"train_mode"}
+    assert {k: ours_defaults[k] for k in shared} == {k: theirs_defaults[k] for k in shared}
+
+
+@pytest.mark.parametrize("ours, name, renamed", [
+    (schedule_free_sgd, "SGDScheduleFree", {"learning_rate": "lr"}),
+    (schedule_free_adamw, "AdamWScheduleFree", {"learning_rate": "lr"}),
+])
+def test_functional_defaults_equal_authors_package(ours, name, renamed):
+    schedulefree = pytest.importorskip("schedulefree")
+    theirs = _package_signature(getattr(schedulefree, name))
+    if "betas" in theirs:
+        theirs["b1"], theirs["b2"] = theirs.pop("betas")
+    mine = {renamed.get(n, n): p.default for n, p in inspect.signature(ours).parameters.items()}
+    assert mine == theirs
 
 
 def paper_reference(grad_fn, y0, lr, beta, steps, warmup=0, wd=0.0, adam_b2=None, eps=1e-8):

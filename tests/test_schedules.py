@@ -521,3 +521,46 @@ def test_warmup_trap_linearlr_is_shifted_by_one_step():
         opt, start_factor=1 / warm, total_iters=warm - 1), peak, n)
     np.testing.assert_allclose(torch_warm, ours(linear_warmup(peak, warm), n + 1)[1:],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt", "cosine"])
+@pytest.mark.parametrize("warm, cool", [(10, 30), (0, 40), (39, 1)],
+                         ids=["warmup-then-cooldown", "cooldown-only", "one-step-cooldown"])
+def test_wsd_warmup_plus_cooldown_equal_to_the_run(warm, cool, shape):
+    """The boundary T_w + T_c = T is allowed: no constant phase, the cooldown starts
+    right where the warmup reaches the peak (the closed form of the docstring)."""
+    peak, total, end = 0.3, 40, 0.03
+    assert warm + cool == total
+    f = {"linear": lambda s: 1 - s, "1-sqrt": lambda s: 1 - math.sqrt(s),
+         "cosine": lambda s: (1 + math.cos(math.pi * s)) / 2}[shape]
+    expected = [peak * t / warm if t <= warm and warm
+                else end + (peak - end) * f(min((t - warm) / cool, 1.0)) for t in range(total + 5)]
+    schedule = warmup_stable_decay(peak, warm, total, cool, end, shape)
+    np.testing.assert_allclose(ours(schedule, total + 5), expected, rtol=1e-13, atol=1e-16)
+    assert schedule(warm) == pytest.approx(peak, rel=1e-15) and schedule(total) == end
+    # one more step than the run has is refused
+    with pytest.raises(ValueError, match="Invalid cooldown_steps:"):
+        warmup_stable_decay(peak, warm + 1, total, cool, end, shape)
+
+
+def test_wsd_cooldown_only_matches_linearlr():
+    # warmup 0, cooldown over the whole run: torch's LinearLR from 1 to end / peak
+    peak, total, end = 0.2, 25, 0.02
+    expected = torch_lrs(lambda opt: lr_scheduler.LinearLR(opt, 1.0, end / peak, total_iters=total),
+                         peak, total + 5)
+    np.testing.assert_allclose(ours(warmup_stable_decay(peak, 0, total, total, end), total + 5),
+                               expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt", "cosine"])
+def test_wsd_stable_phase_is_the_peak_bit_for_bit(shape):
+    # eta_t = eta_max exactly for T_w < t <= T - T_c (the docstring), also at the last
+    # stable step, where the cooldown formula end + (peak - end) f(0) rounds differently
+    # for these numbers (0.03 + 0.27 != 0.3 in floating point)
+    peak, warm, total, cool, end = 0.3, 5, 50, 10, 0.03
+    assert end + (peak - end) * 1.0 != peak
+    schedule = warmup_stable_decay(peak, warm, total, cool, end, shape)
+    stable = np.arange(warm, total - cool + 1)
+    assert ours(schedule, total + 1)[stable].tolist() == [peak] * len(stable)
+    assert schedule(np.arange(total + 1))[stable].tolist() == [peak] * len(stable)
+    assert schedule(total - cool + 1) < peak

@@ -307,3 +307,99 @@ def test_numpy_and_torch_give_the_same_updates(make):
         results.append([np.asarray(p) for p in params])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+# --- every transformation accepts every tree optbook.adam accepts ---------------------
+# A tree is one array or a (nested) list/tuple of arrays, possibly empty. The factories
+# are found, not listed: every public function of optbook's modules that returns a
+# GradientTransformation; REQUIRED_ARGS gives the arguments of those without defaults.
+
+import importlib
+import inspect
+import pkgutil
+
+from optbook.base import GradientTransformation
+
+REQUIRED_ARGS = {
+    "add_decayed_weights": (0.1,),
+    "chain": (optbook.trace(0.9), optbook.scale_by_adam()),
+    "clip_by_global_norm": (1.0,),
+    "momentum": (0.1,),
+    "nesterov": (0.1,),
+    "scale": (-0.5,),
+    "scale_by_learning_rate": (0.1,),
+    "sgd": (0.1,),
+    "schedule_free": (optbook.scale_by_adam(0.0), 0.1),
+}
+# (figure_spec.make_optimizer builds one from a figure's spec, not from hyper-parameters)
+NOT_TRANSFORMATION_MODULES = {"experiments", "torch", "widgets", "plotting", "stored_figures",
+                              "figure_spec"}
+
+
+def transformation_factories():
+    found = {}
+    for info in pkgutil.iter_modules(optbook.__path__):
+        if info.name in NOT_TRANSFORMATION_MODULES:
+            continue
+        module = importlib.import_module(f"optbook.{info.name}")
+        for name, fn in vars(module).items():
+            if (inspect.isfunction(fn) and not name.startswith("_") and fn.__module__ == module.__name__
+                    and inspect.signature(fn).return_annotation in
+                    (GradientTransformation, "GradientTransformation")):
+                found[f"{info.name}.{name}"] = fn
+    return found
+
+
+FACTORIES = transformation_factories()
+
+
+def test_the_factory_search_finds_the_transformations():
+    # a guard on the search itself: it must see the families of every chapter
+    assert {"adam.scale_by_adam", "optimizers.adam", "schedule_free.schedule_free",
+            "schedule_free.schedule_free_sgd", "lamb.lamb", "adafactor.adafactor",
+            "sophia.sophia", "lion.lion", "clipping.clip_by_global_norm"} <= set(FACTORIES)
+
+
+def _trees(lib):
+    rng = np.random.default_rng(7)
+
+    def leaf(*shape):
+        a = rng.normal(size=shape)
+        return a if lib == "numpy" else torch.from_numpy(a)
+
+    return {"array": leaf(3, 2), "list": [leaf(3, 2), leaf(4)], "tuple": (leaf(3, 2), leaf(4)),
+            "nested": [[leaf(3, 2)], leaf(4)], "nested_tuple": ([leaf(2)], (leaf(3), leaf(2, 2))),
+            "empty_list": [], "empty_tuple": (), "with_empty_branch": [[], leaf(2)]}
+
+
+TREES = [(lib, kind) for lib in ("numpy", "torch") for kind in _trees(lib)]
+
+
+def _steps(transform, params, steps=3):
+    """``steps`` updates on a gradient field; the parameters' leaves at the end."""
+    state = transform.init(params)
+    for _ in range(steps):
+        grads = tree_map(lambda p: optbook.namespace(p).sin(3 * p) + 0.1, params)
+        updates, state = transform.update(grads, state, params)
+        params = apply_updates(params, updates)
+    return tree_leaves(params)
+
+
+@pytest.mark.parametrize("lib,kind", TREES, ids=[f"{lib}-{kind}" for lib, kind in TREES])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_every_transformation_accepts_every_tree_adam_accepts(name, lib, kind):
+    factory = FACTORIES[name]
+    required = [p for p in inspect.signature(factory).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind is not p.VAR_POSITIONAL]
+    args = REQUIRED_ARGS.get(name.split(".")[-1], ())
+    assert not required or args, f"{name}: add its required arguments to REQUIRED_ARGS"
+    tree = _trees(lib)[kind]
+    flat = tree_leaves(tree)
+    _steps(optbook.adam(1e-2), tree)  # the premise: adam accepts the tree
+    ours = _steps(factory(*args), tree)
+    # the tree's nesting changes nothing: the same leaves as a flat list give the same numbers
+    reference = _steps(factory(*args), list(flat))
+    assert len(ours) == len(flat)
+    for a, b, leaf in zip(ours, reference, flat):
+        assert type(a) is type(leaf) and a.shape == leaf.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -168,6 +168,16 @@ def suggest_valley(lrs, losses) -> float:
     sets ``s = e - m`` and returns the rate at index
     ``s + int(m / 3) + int(m / 3 / 2)``: about half-way down the valley, where
     the loss is still falling but well before its minimum.
+
+    fastai's ``s`` is one *before* the valley's first point, so when the
+    longest valley has only two points and starts at the first point (two
+    decreasing points; a curve that falls once and then only rises) the index
+    is -1, and Python's indexing returns the *last* rate, the largest one.
+    fastai returns exactly that (``lrs[idx]`` on its tensor of rates); this
+    function matches it deliberately, so that its suggestions are fastai's.
+    :func:`suggest` can reach the case too (three points 2, 1, 3 suggest the
+    third rate): such a curve has no valley to speak of, and no rule's number
+    should be used without reading the plot.
     """
     lrs, losses = _curve(lrs, losses)
     n = len(losses)

@@ -59,8 +59,8 @@ def schedule_free(direction: GradientTransformation, learning_rate: float, beta:
     weight_lr_power = check_number("weight_lr_power", weight_lr_power)
 
     def init(params):
-        copy = (lambda p: p.clone()) if hasattr(params if not isinstance(params, (list, tuple))
-                                                else params[0], "clone") else (lambda p: p.copy())
+        # leaf by leaf: a tree may mix depths ([[t], t]) or be empty
+        copy = lambda p: p.clone() if hasattr(p, "clone") else p.copy()  # torch, NumPy
         return {"count": 0, "weight_sum": 0.0, "lr_max": -1.0,
                 "x": tree_map(copy, params), "z": tree_map(copy, params),
                 "direction": direction.init(params)}
