@@ -3,6 +3,7 @@
 #   make book      build the HTML book into _build/html (sets everything up)
 #   make test      every check CI runs, in order (sets everything up)
 #   make execute   re-run all notebooks in book/ and store their outputs
+#   make reruns    re-run the long experiments the chapters quote (book/data/reruns)
 #   make lab       open the notebooks in JupyterLab with live widgets
 #
 # Setup is automatic and incremental: .venv is created with `python3 -m venv`
@@ -25,19 +26,25 @@ CHROMIUM := /usr/bin/chromium
 JB_BUILD := $(BIN)/jupyter-book build -W -n --keep-going
 PYTEST := $(BIN)/pytest
 
-# The conditions under which notebook outputs are produced (make execute) and
-# checked (nbval) must match; scripts/execute_notebooks.py sets the same.
-export PYTHONHASHSEED := 0
-export OMP_NUM_THREADS := 1
-export OPENBLAS_NUM_THREADS := 1
-export MKL_NUM_THREADS := 1
+# The numeric envelope (numerics.env: threads, hash seed and, on x86-64, the
+# AVX2 kernel set) under which every stored number is produced (make execute,
+# make reruns) and checked (make test). Exported to every recipe, overriding
+# the caller's shell: a reader's CPU must not choose the kernels. conftest.py
+# and scripts/execute_notebooks.py apply the same file when run directly.
+# (scripts/numerics.py prints NAME=VALUE words, '~' for a space in a value.)
+# KERNEL_SET=alternate (make test-kernels) picks the second kernel set.
+KERNEL_SET ?= standard
+$(foreach kv,$(shell python3 scripts/numerics.py --make --set $(KERNEL_SET)),$(eval export $(subst ~, ,$(kv))))
+# Benchmarks measure the machine's own kernels: these names are unset there.
+KERNEL_VARIABLES := $(shell python3 -c 'import sys; sys.path.insert(0, "scripts"); import numerics; print(*sorted(numerics.kernel_variables()))')
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup book execute lab test test-pins test-unit test-nbval test-build \
-        test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium screenshot clean distclean
+.PHONY: help setup book execute reruns lab test test-pins test-unit test-nbval test-kernels \
+        test-build test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium \
+        screenshot clean distclean
 
 help:
-	@sed -n '3,7p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- setup ------------------------------------------------------------------
 
@@ -90,6 +97,14 @@ book: setup
 execute: $(VENV_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py
 
+# The reruns the chapters quote (other seeds, 10x horizons, retuned grids):
+# minutes to hours of CPU, so not part of make test. Each writes
+# book/data/reruns/<name>.json, which the notebooks print. `make reruns
+# RERUNS="name ..."` runs some; `scripts/reruns.py --list` names them.
+RERUNS ?=
+reruns: $(VENV_STAMP)
+	$(BIN)/python scripts/reruns.py $(RERUNS)
+
 # Jupyter refuses to run as root unless told; containers and CI images are root.
 lab: setup
 	$(BIN)/jupyter lab book/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
@@ -125,11 +140,13 @@ pdf-deps:
 #   pins     the pinned set resolves from a public index on Python 3.11-3.13
 #   unit     optbook's unit and oracle tests (tests/, not browser/ or build/)
 #   nbval    re-run every notebook, compare with its stored outputs (strict)
+#   kernels  unit tests and notebooks again under a second CPU kernel set:
+#            untagged cells must not change, kernel-sensitive ones keep their verdict
 #   build    jupyter-book build of every page, warnings are errors
 #   site     the built HTML requests nothing from other hosts
 #   browser  Playwright + Debian chromium click through the built pages
 #   pdf      make pdf, then the PDF holds every chapter, typeset, all glyphs
-STAGES := pins unit nbval build site browser pdf
+STAGES := pins unit nbval kernels build site browser pdf
 
 test: setup chromium
 	@total_start=$$(date +%s); summary=""; \
@@ -148,6 +165,7 @@ test-pins: $(VENV_STAMP)
 	$(BIN)/python scripts/check_pins.py
 
 test-unit: $(VENV_STAMP)
+	@$(BIN)/python scripts/numerics.py --kernels
 	$(PYTEST) tests --ignore=tests/browser --ignore=tests/build --ignore=tests/pdf -n 2 -q
 
 # Notebooks go to the two workers whole (--dist loadfile): a notebook's cells
@@ -156,9 +174,21 @@ test-nbval: $(VENV_STAMP)
 	@if ! compgen -G "book/*.ipynb" > /dev/null; then \
 	  echo "nbval: book/ holds no notebooks yet; nothing to compare"; exit 0; \
 	fi; \
+	$(BIN)/python scripts/numerics.py --kernels; \
 	$(PYTEST) --nbval book/ --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  -n 2 --dist loadfile -q
+	  -n 2 --dist loadfile -q -rf
+
+# The same unit tests and notebooks under the second kernel set of
+# numerics.env (torch unvectorized, MKL/oneDNN on SSE4.2, NumPy on its
+# baseline): on x86-64, a cell whose output changes there rests on rounding.
+# Cells tagged kernel-sensitive are compared on their verdict lines only
+# (conftest.py). Elsewhere than x86-64 there is no second set to pick.
+test-kernels: $(VENV_STAMP)
+	@if [ "$$(uname -m)" != x86_64 ]; then \
+	  echo "kernels: not x86-64; the kernel sets of numerics.env do not apply here"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory KERNEL_SET=alternate test-unit test-nbval
 
 test-build: setup
 	$(JB_BUILD) --all .
@@ -188,7 +218,7 @@ test-pythons:
 # the competitors, which the book does not need).
 bench: setup chromium
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
-	$(BIN)/python bench/optimizer_step.py
+	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/optimizer_step.py
 	$(BIN)/python bench/figure_latency.py
 
 test-pdf: pdf

@@ -12,10 +12,11 @@ are produced, so that both runs see the same conditions:
 
 * the kernel is ipykernel on *this* interpreter (the venv's python), whatever
   kernel specs the user has installed elsewhere;
-* the environment is pinned: PYTHONHASHSEED=0 and one BLAS/OpenMP thread
-  (results then do not depend on the core count). The Makefile exports the
-  same variables for nbval. Random generators are seeded by the notebooks
-  themselves;
+* the environment is the numeric envelope of ``numerics.env`` (hash seed,
+  one BLAS/OpenMP thread and, on x86-64, the AVX2 kernel set), whatever the
+  caller's shell says, so that the outputs do not depend on the core count
+  or on the CPU. nbval runs under the same file (Makefile, conftest.py).
+  Random generators are seeded by the notebooks themselves;
 * no widget state is saved (``store_widget_state=False``): saved state makes
   MyST-NB load the widget manager from a CDN, and the static HTML uses each
   widget's text/html twin instead;
@@ -44,16 +45,10 @@ from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
+import numerics
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-
-# Same values as the Makefile's exports for `make test` (nbval).
-PINNED_ENV = {
-    "PYTHONHASHSEED": "0",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
 
 KERNELSPEC = {
     "name": NATIVE_KERNEL_NAME,  # "python3"
@@ -165,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no such notebook: " + ", ".join(map(str, missing)), file=sys.stderr)
         return 2
 
-    os.environ.update(PINNED_ENV)
+    os.environ.update(numerics.envelope())
     total = 0.0
     failed = []
     for path in paths:

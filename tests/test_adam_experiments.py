@@ -258,3 +258,23 @@ def test_seed_grid_cell_equals_train_cell_per_seed():
 def test_decay_steps_is_one_over_lr_wd():
     np.testing.assert_allclose(A.decay_steps([1e-2, 1e-3], [1.0, 10.0]),
                                [[100.0, 10.0], [1000.0, 100.0]])
+
+
+# --- the stored rerun ---------------------------------------------------------------------
+
+def test_lr_wd_grid_rerun_stores_the_grid_of_lr_wd_grid_seeds():
+    """The rerun records norms only at the end; that must not change a single loss."""
+    lrs, wds, seeds = (1e-2, 1e-1), (1e-2, 1.0), (0, 1)
+    stored = A.lr_wd_grid_rerun(lrs, wds, seeds, steps=6, batch_size=32, hidden=8)
+    grid = A.lr_wd_grid_seeds(lrs, wds, seeds, steps=6, batch_size=32, hidden=8,
+                              record_every=1)
+    for kind in A.KINDS:
+        np.testing.assert_array_equal(stored["val_loss"][kind], grid.val_loss[kind])
+    assert (stored["lrs"], stored["wds"], stored["seeds"], stored["steps"]) == \
+        (list(lrs), list(wds), list(seeds), 6)
+
+
+def test_reruns_are_declared_with_the_notebook_grid():
+    for rerun in A.RERUNS:
+        assert rerun.chapter == "05-adam" and rerun.function == "adam:lr_wd_grid_rerun"
+        assert rerun.params["lrs"] == A.GRID_LRS and rerun.params["wds"] == A.GRID_WDS

@@ -48,12 +48,21 @@ def test_quadratic_runs_gradient_descent_closed_form():
     np.testing.assert_allclose(values, expected, rtol=1e-10)
 
 
-def test_quadratic_runs_match_landscape_trajectory():
+@pytest.mark.parametrize("lr, steps", [(0.1, 100), (0.03, 200)])
+def test_quadratic_runs_match_landscape_trajectory(lr, steps):
+    # Two code paths for the same run agree to rounding, where the run is not
+    # chaotic. RMSprop at eta = 0.1 turns chaotic after ~150 steps (its end
+    # is the rattle around the minimum): there a 1-ulp change of the start
+    # moves the loss by O(1), so the paths diverge as soon as two CPUs' BLAS
+    # kernels round differently. The first assertion keeps the setting honest.
     land = landscapes.quadratic(20.0, math.pi / 5)
-    run = landscapes.trajectory(optbook.rmsprop(0.1, 0.99), land, None, 200,
+    start = np.asarray(land.x0, dtype=float)[None]
+    values = A.quadratic_runs(optbook.rmsprop(lr, 0.99), 20.0, math.pi / 5, start, steps)
+    nudged = A.quadratic_runs(optbook.rmsprop(lr, 0.99), 20.0, math.pi / 5,
+                              np.nextafter(start, np.inf), steps)
+    np.testing.assert_allclose(nudged, values, rtol=1e-12, atol=1e-300)
+    run = landscapes.trajectory(optbook.rmsprop(lr, 0.99), land, None, steps,
                                 escape_factor=math.inf)
-    values = A.quadratic_runs(optbook.rmsprop(0.1, 0.99), 20.0, math.pi / 5,
-                               np.asarray(land.x0, dtype=float)[None], 200)
     np.testing.assert_allclose(values[0], run.values, rtol=1e-9, atol=1e-300)
 
 
@@ -220,3 +229,42 @@ def test_network_sweep_shapes_and_best_rate():
     # a rate of 1e-4 barely moves from the initial loss; 0.3 must do better on 20 steps
     assert sweep.best_lr["sgd"] == 0.3
     np.testing.assert_allclose(sweep.curves["sgd"][:, -1], sweep.val_loss["sgd"][1])
+
+
+# --- the iterates, regret and AMSGrad's two denominators (chapter 4's regret box) ---
+
+def test_quadratic_paths_carry_the_iterates_of_quadratic_runs():
+    starts = A.random_starts(3, seed=1)
+    values, path = A.quadratic_paths(optbook.rmsprop(0.05, 0.9), 10.0, 0.3, starts, 40)
+    np.testing.assert_array_equal(values, A.quadratic_runs(optbook.rmsprop(0.05, 0.9), 10.0,
+                                                           0.3, starts, 40))
+    np.testing.assert_array_equal(path[:, 0], starts)
+    hessian = A.quadratic_hessian(10.0, 0.3)
+    closed = 0.5 * np.einsum("nti,ij,ntj->nt", path, hessian, path)
+    np.testing.assert_allclose(values, closed, rtol=1e-12, atol=1e-300)
+
+
+def test_reddi_regret_against_the_best_fixed_point_by_brute_force():
+    rng = np.random.default_rng(0)
+    paths = rng.uniform(-1, 1, size=(2, 250))
+    regret = A.reddi_regret(paths)
+    grads = A.reddi_gradient(np.arange(250))
+    played = np.concatenate([np.zeros((2, 1)), paths[:, :-1]], axis=1)
+    grid = np.linspace(-1, 1, 201)   # linear losses: the best point is an end of [-1, 1]
+    for T in (1, 101, 102, 250):
+        best = (np.cumsum(grads)[T - 1] * grid).min()
+        np.testing.assert_allclose(regret[:, T - 1], (grads[:T] * played[:, :T]).sum(1) - best,
+                                   rtol=1e-12)
+
+
+def test_amsgrad_denominators_torch_form_and_reddis_form():
+    alphas = [0.5, 1.0]
+    corrected_path, corrected = A.reddi_amsgrad_run(alphas, bias_correction=True, steps=300)
+    np.testing.assert_array_equal(corrected_path, A.reddi_run(alphas, amsgrad=True, steps=300))
+    _, plain = A.reddi_amsgrad_run(alphas, bias_correction=False, steps=300)
+    # first step, closed form: v_1 = (1 - b2) g^2 with g = 1010 and b2 = 0.99
+    np.testing.assert_allclose(plain[:, 0], math.sqrt(0.01) * 1010.0, rtol=1e-12)
+    np.testing.assert_allclose(corrected[:, 0], 1010.0, rtol=1e-12)
+    # Reddi et al.'s max never falls; the bias-corrected one does early on
+    assert np.all(np.diff(plain, axis=1) >= 0)
+    assert np.any(np.diff(corrected, axis=1) < 0)

@@ -394,3 +394,34 @@ def test_hutchinson_variance_matches_its_closed_forms():
     np.testing.assert_allclose(gau_closed, [9.25, 2.25, 19.0])            # + 2 H_ii^2
     np.testing.assert_allclose(rad, rad_closed, rtol=0.15)
     np.testing.assert_allclose(gau, gau_closed, rtol=0.15)
+
+
+# --- the stored reruns --------------------------------------------------------------------
+
+def test_adafactor_ablation_rerun_reports_the_ablation():
+    out = D.adafactor_ablation_rerun(lrs=(0.01, 0.1), steps=3, seeds=(0,))
+    ablation = D.adafactor_ablation(lrs=(0.01, 0.1), steps=3, seeds=(0,))
+    np.testing.assert_array_equal(out["val_loss"], ablation.val_loss)
+    np.testing.assert_array_equal(out["max_update_rms"], ablation.max_update_rms)
+    assert out["arms"] == list(D.ADAFACTOR_ARMS)
+    assert out["best_lr"] == [ablation.lrs[i] for i in ablation.best_lr_index()]
+
+
+def test_comparison_rerun_tunes_every_optimizer_on_its_grid():
+    grids = {name: spec.lr_grid[1:3] for name, spec in D.COMPARISON.items()}
+    out = D.comparison_rerun(steps=3, seeds=(0,), eval_every=3, lr_grids=grids)
+    assert list(out) == list(D.COMPARISON)
+    for name, lrs in grids.items():
+        tuning = D.tune_on_seeds(name, lrs=lrs, steps=3, seeds=(0,), eval_every=3)
+        np.testing.assert_array_equal(out[name]["val_loss"], tuning.val_loss)
+        assert out[name]["best_lr"] == tuning.best_lr
+        np.testing.assert_array_equal(out[name]["best"], tuning.best())
+
+
+def test_layer_step_ratios_and_norms_keeps_the_ratios_and_adds_the_norms():
+    ratios, norms = D.layer_step_ratios_and_norms("lamb", 0.01, batch_size=64, steps=3, seeds=(0,))
+    alone = D.layer_step_ratios("lamb", 0.01, batch_size=64, steps=3, seeds=(0,))
+    np.testing.assert_array_equal(ratios.ratio, alone.ratio)
+    assert norms.shape == (1, 4, len(ratios.names)) and np.all(norms > 0)
+    # LAMB's step is eta * ||theta|| long: the ratio is 1/eta for every tensor
+    np.testing.assert_allclose(ratios.ratio, 1 / 0.01, rtol=1e-4)

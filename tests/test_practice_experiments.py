@@ -210,3 +210,64 @@ def test_symptom_grid_layout():
     assert set(grid) == {(0.05, None, 0), (0.05, 1.0, 0)}
     for cell in grid.values():
         assert cell["loss"].shape == (2, 12) and len(cell["symptoms"]) == 2
+
+
+# --- the stored reruns' functions (book/data/reruns/07-*.json), on tiny settings ---------------
+
+def test_rules_rerun_lines_up_with_compare_rules():
+    out = F.rules_rerun(seeds=(0, 1), steps=5, test_steps=20, lr_ranges={"sgd": [1e-2, 1e-1]},
+                        points=3)
+    summary = out["sgd"]
+    sweep = F.lr_sweep("sgd", np.geomspace(1e-2, 1e-1, 3), (0, 1), steps=5)
+    comp = F.compare_rules([F.range_test("sgd", seed=s, num_steps=20) for s in (0, 1)], sweep)
+    np.testing.assert_array_equal(summary["val_loss"], sweep.val_loss)
+    for j, rule in enumerate(comp.rules):
+        np.testing.assert_allclose(summary["factor"][rule], comp.factor[:, j])
+        np.testing.assert_allclose(summary["excess"][rule], comp.regret[:, j])
+    gap = np.abs(np.log(comp.factor))
+    assert summary["closest_rule"] == [comp.rules[j] for j in np.nanargmin(gap, axis=1)]
+    length = F.range_test_length_rerun("adam", seeds=(0,), steps=5, test_steps=[20, 30],
+                                       lr_range=[1e-3, 1e-2], points=2)
+    assert set(length) == {"20", "30"}
+
+
+def test_decay_rerun_summarises_decay_grid():
+    out = D.decay_rerun(["all", "param_groups"], [1e-3], [0.1, 1.0], seeds=(0,), steps=8)
+    assert [(p["rule"], p["weight_decay"]) for p in out["points"]] == [
+        ("all", 0.1), ("all", 1.0), ("param_groups", 0.1), ("param_groups", 1.0)]
+    direct = D.decay_run("all", 1e-3, 1.0, seed=0, steps=8)
+    assert out["points"][1]["val_loss"] == [direct.final_val_loss]
+    for rule in ("all", "param_groups"):
+        points = [p for p in out["points"] if p["rule"] == rule]
+        assert out["best"][rule]["mean"] == min(p["mean"] for p in points)
+    np.testing.assert_allclose(out["best_difference"],
+                               np.array(out["best"]["all"]["val_loss"])
+                               - np.array(out["best"]["param_groups"]["val_loss"]))
+
+
+def test_clipping_reruns_run_the_notebook_arms():
+    out = D.clipping_rerun(seeds=(1,), steps=[12], hidden=8, length=6, lr=0.1, stable_lr=0.03,
+                           small_lr=0.01)["12"]
+    assert list(out["arms"]) == ["none, η = 0.01", "none, η = 0.03", "none, η = 0.1",
+                                 "global τ = 1, η = 0.1", "per-tensor τ = 1, η = 0.1",
+                                 "global τ = p90, η = 0.1"]
+    stable = D.clip_run("none", None, 0.03, 1, steps=12, hidden=8, length=6)
+    assert out["tau90"] == round(float(np.percentile(stable.grad_norm, 90)), 2)
+    clipped = D.clip_run("global", 1.0, 0.1, 1, steps=12, hidden=8, length=6)
+    arm = out["arms"]["global τ = 1, η = 0.1"]
+    assert arm["val_loss"] == [clipped.val_loss]
+    assert arm["clipped"] == D.clipped_fraction(clipped.grad_norm, 1.0)
+    assert out["arms"]["none, η = 0.01"]["clipped"] is None
+    direction = D.clip_direction_rerun(seeds=(0,), steps=6, hidden=8, length=5, lr=0.1,
+                                       global_taus=[1.0], per_tensor_taus=[0.5])
+    assert list(direction) == ["global τ = 1", "per-tensor τ = 0.5"]
+
+
+def test_symptoms_rerun_states_the_settings_horizons():
+    with pytest.raises(ValueError, match="Invalid steps"):
+        G.symptoms_rerun(seeds=(0,), steps=[200])
+    runs = G.run_seeds(G.Setting(lr=0.05, steps=20), seeds=(0, 1))
+    row = G.summarize(runs)
+    assert row["symptoms"] == [r.symptom for r in runs] and row["diverged"] == 0
+    assert row["val_loss"] == [r.history.final_val_loss for r in runs]
+    assert row["update_ratio"] == float(np.median([np.median(r.update_ratio) for r in runs]))

@@ -164,3 +164,54 @@ def test_nqm_schedule_rejects(kwargs, name):
 def test_draw_nqm_returns_figure():
     fig = S.draw_nqm("wsd", 1.0, 0.1, 0.2)
     assert len(fig.axes) == 2
+
+
+def test_nqm_curvatures_closed_form():
+    # 20 values log-spaced from 1 down to 0.01 (h_i = 10^(-2i/19)), each written with at
+    # most 6 significant digits: no NumPy kernel decides their last digit.
+    h = S.NQM_CURVATURES
+    assert isinstance(h, tuple) and len(h) == 20
+    assert h[0] == 1.0 and h[-1] == 0.01
+    for i, value in enumerate(h):
+        exact = 10.0 ** (-2 * i / 19)
+        # within 1e-6 (absolute) and half a unit of the 6th significant digit (relative)
+        assert abs(value - exact) <= 1e-6, (i, value, exact)
+        assert abs(value - exact) <= 5e-6 * exact, (i, value, exact)
+        assert float(f"{value:.6g}") == value, f"{value!r} has more than 6 significant digits"
+        assert value == float(f"{exact:.6g}")   # the correctly rounded 6-digit value
+    # equal steps in log10 (each end rounded by at most 5e-6 relative: 2 * 5e-6 / ln 10)
+    np.testing.assert_allclose(np.diff(np.log10(h)), -2 / 19, rtol=0, atol=4.5e-6)
+    # nqm_loss uses them by default
+    etas = np.full(5, 0.3)
+    np.testing.assert_array_equal(S.nqm_loss(etas), S.nqm_loss(etas, curvatures=list(h)))
+
+
+# --- stored reruns ---------------------------------------------------------------------------
+
+def test_schedule_table_rerun_tunes_each_schedule_on_the_seed_mean():
+    peaks = {name: (1e-3, 1e-2) for name in S.SCHEDULES}
+    out = S.schedule_table_rerun(seeds=(0, 1), steps=20, peaks=peaks, sf_peaks=(1e-3, 1e-2))
+    assert out["steps"] == 20 and out["seeds"] == [0, 1]
+    assert set(out["schedules"]) == set(S.SCHEDULES) | {"schedule-free AdamW"}
+    for name, row in out["schedules"].items():
+        losses = np.asarray(row["val_loss"])
+        assert losses.shape == (2, 2)
+        i = int(np.argmin(losses.mean(1)))
+        assert row["best_peak"] == row["peaks"][i]
+        np.testing.assert_array_equal(row["best"], losses[i])
+    # the same runs as the notebook's functions give
+    data = S.problem(seed=0)
+    direct = S.schedule_comparison(S.SCHEDULES, peaks, (0, 1), data, steps=20)
+    np.testing.assert_array_equal(out["schedules"]["cosine"]["val_loss"], direct.val_loss["cosine"])
+
+
+def test_cooldown_rerun_reads_each_budget():
+    out = S.cooldown_rerun(steps=(10, 20), peaks=(1e-3, 1e-2), seeds=(0,))
+    assert out["budgets"] == [10, 20]
+    for kind in ("wsd", "cosine"):
+        losses = np.asarray(out["val_loss"][kind])
+        assert losses.shape == (2, 2, 1)
+        for b in range(2):
+            i = int(np.argmin(losses[b].mean(1)))
+            assert out["best_peak"][kind][b] == (1e-3, 1e-2)[i]
+            np.testing.assert_array_equal(out["best"][kind][b], losses[b, i])

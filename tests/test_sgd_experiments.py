@@ -157,6 +157,37 @@ def test_full_batch_gd_stays_in_the_shallow_well_and_matches_hand_iteration():
     assert long[0] == pytest.approx(well.critical_points()[2], abs=1e-10)
 
 
+
+def test_escape_counts_of_the_stored_rerun_are_counts_of_double_well_escapes():
+    # the rerun function (make reruns) only counts what double_well_escapes returns
+    well = S.double_well(n=16, tilt=0.25, offset_std=1.0, seed=3)
+    top = well.critical_points()[1]
+    counts = S.double_well_escape_counts(batch_sizes=[1, 4, 16], steps=60, seeds=[0, 5], runs=20,
+                                         n=16, tilt=0.25, offset_std=1.0, well_seed=3)
+    assert counts == {str(b): [int((S.double_well_escapes(well, b, 0.1, 60, runs=20, seed=s)
+                                    < top).sum()) for s in (0, 5)]
+                      for b in (1, 4, 16)}
+    assert counts["16"] == [0, 0]      # full-batch descent never leaves the shallow well
+
+
+# --- stored rerun of 2.1(b): the measures of batch_size_run, per seed ------------------------
+
+def test_batch_size_long_runs_reports_batch_size_run_per_seed():
+    out = S.batch_size_long_runs(batch_sizes=[8, 64], learning_rate=0.2, steps=6, seeds=[0, 1],
+                                 hidden=8, label_noise=0.2, data_seed=0, eval_every=3)
+    data = teacher_classification(label_noise=0.2, seed=0)
+    for b in (8, 64):
+        runs = [S.batch_size_run(data, b, 0.2, 6, hidden=8, eval_every=3, sharpness=True, seed=s)
+                for s in (0, 1)]
+        assert out[str(b)] == {
+            "train_loss": [r.train_loss for r in runs],
+            "train_accuracy": [r.train_accuracy for r in runs],
+            "val_loss": [r.val_loss for r in runs],
+            "val_accuracy": [r.val_accuracy for r in runs],
+            "sharpness": [r.sharpness for r in runs],
+            "lowest_val_loss": [float(r.history.val_loss.min()) for r in runs]}
+
+
 # --- 2.2 linear scaling: the k = 1 run is an ordinary call of the shared train() ---------------
 
 def test_linear_scaling_base_run_equals_train_with_torch_sgd():

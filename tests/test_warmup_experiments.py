@@ -154,3 +154,31 @@ def test_draw_warmup_runs_draws_the_chosen_run():
     assert blue and np.allclose(blue[0].get_ydata(), curves[1, 1, 0])
     grey = [line for line in right.lines if line.get_label() == "no warmup"]
     assert grey and np.allclose(grey[0].get_ydata(), curves[0, 1, 0])
+
+
+# --- stored reruns ---------------------------------------------------------------------------
+
+def test_warmup_grid_rerun_equals_the_notebooks_grid():
+    # evaluating every 5 steps (the notebook) or only at the end (the rerun) trains the same
+    data = W.sort_task(n_train=4096, n_val=256, length=8, vocab=16, seed=0)
+    out = W.warmup_grid_rerun(("pre",), (0, 5), (3e-3, 3e-2), (0,), steps=10,
+                              qk_norms=(False, True))
+    assert set(out["runs"]) == {"pre", "pre-qk"}
+    for qk, key in ((False, "pre"), (True, "pre-qk")):
+        g = W.warmup_grid("pre", (0, 5), (3e-3, 3e-2), (0,), data, steps=10, layers=3,
+                          batch_size=16, eval_every=5, qk_norm=qk)
+        np.testing.assert_array_equal(out["runs"][key]["val_loss"], g.val_loss)
+        np.testing.assert_array_equal(out["runs"][key]["max_logit"], g.max_logit)
+        assert out["runs"][key]["lr_sensitivity"][1] == W.lr_sensitivity(g.val_loss[1],
+                                                                         math.log(16))
+
+
+def test_sharpness_rerun_measuring_less_trains_the_same():
+    out = W.sharpness_rerun((0, 5), (4, 30), (0,), steps=12, train_below=1.2)
+    run = W.sharpness_during_warmup((0, 5), (4, 30), (0,), steps=12, measure_every=3, iters=10)
+    np.testing.assert_array_equal(out["final_loss"], run.final_loss)
+    ok = run.final_loss < 1.2
+    assert out["trains"] == ok.sum(-1).tolist()
+    for i in range(2):
+        good = [p for j, p in enumerate((4, 30)) if ok[i, j].all()]
+        assert out["largest_all"][i] == (max(good) if good else None)

@@ -391,7 +391,11 @@ def test_schedule_figure_is_computed_in_the_page():
     ranges = {p["name"]: (p["min"], p["max"], p["value"], p["scale"]) for p in spec["params"]}
     assert ranges == {"peak": (0.05, 1.99, 0.5, "linear"), "warmup_frac": (0.0, 0.5, 0.0, "linear"),
                       "cooldown_frac": (0.005, 1.0, 0.1, "linear")}
-    np.testing.assert_array_equal(spec["curvatures"], np.geomspace(1.0, 0.01, 20))
+    # the page gets exactly the numbers nqm_loss uses: 20 log-spaced curvatures
+    # from 1 to 0.01, at 6 significant digits (no digit that depends on a kernel)
+    assert spec["curvatures"] == list(S.NQM_CURVATURES)
+    np.testing.assert_allclose(spec["curvatures"], np.geomspace(1.0, 0.01, 20), rtol=1e-5)
+    assert all(c == float(f"{c:.6g}") for c in spec["curvatures"])
     text = repr(e)
     assert text.startswith("Figure: Schedules on the noisy quadratic")
     assert "schedule: [constant, cosine, linear, wsd]" in text and "optimizers" not in text

@@ -68,6 +68,7 @@ __all__ = [
     # 4.3 long runs, tuned comparison, Reddi et al.'s counterexample
     "quadratic_hessian", "random_starts", "quadratic_runs", "rattle_theory",
     "quadratic_sweep", "tuned_steps_to_tolerance", "reddi_gradient", "reddi_run",
+    "quadratic_paths", "reddi_regret", "reddi_amsgrad_run",
     # 4.1 sparse features: the step after a gap, tuned sweeps
     "reactivation_step", "reactivation_theory", "sparse_sweep", "grouped_rms_error",
     # 4.4 a network
@@ -485,21 +486,7 @@ def quadratic_runs(optimizer: GradientTransformation, kappa: float, angle: float
     carries ``n`` independent runs (a run that leaves every bound is recorded
     as ``inf``, never stopped: the point is to see what happens later).
     """
-    steps = _check_int("steps", steps, 1)
-    hessian = quadratic_hessian(kappa, angle)
-    theta = np.array(starts, dtype=np.float64)
-    if theta.ndim != 2 or theta.shape[1] != 2:
-        raise ValueError(f"Invalid starts: shape {theta.shape} (expected (n, 2))")
-    state = optimizer.init(theta)
-    values = np.empty((theta.shape[0], steps + 1))
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(steps + 1):
-            grad = theta @ hessian
-            values[:, t] = 0.5 * np.einsum("ni,ni->n", theta, grad)
-            if t < steps:
-                updates, state = optimizer.update(grad, state, theta)
-                theta = apply_updates(theta, updates)
-    return np.where(np.isfinite(values), values, np.inf)
+    return quadratic_paths(optimizer, kappa, angle, starts, steps)[0]
 
 
 def rattle_theory(learning_rate: float, kappa: float) -> tuple[float, float]:
@@ -617,20 +604,101 @@ def reddi_run(learning_rates: Sequence[float], amsgrad: bool, steps: int = 10000
     element).  Returns the iterates :math:`x_1, \dots, x_T` from
     :math:`x_0 = 0`, shape ``(len(learning_rates), steps)``.
     """
+    direction = scale_by_adam(b1, b2, 1e-8, amsgrad)
+    return _reddi_loop(direction, learning_rates, steps, large, small, period)[0]
+
+
+def _reddi_loop(direction: GradientTransformation, learning_rates: Sequence[float], steps: int,
+                large: float, small: float, period: int, denominator=None):
+    """The projected loop of :func:`reddi_run`; ``denominator(state, t)``, if given, is
+    recorded after every step. Returns ``(path, recorded or None)``."""
     steps = _check_int("steps", steps, 1)
     period = _check_int("period", period, 2)
     alphas = np.array([check_number("learning rate", lr, low_inclusive=False)
                        for lr in learning_rates], dtype=np.float64)
-    direction = scale_by_adam(b1, b2, 1e-8, amsgrad)
     grads = reddi_gradient(np.arange(steps), large, small, period)
     x = np.zeros(alphas.size)
     state = direction.init(x)
     path = np.empty((alphas.size, steps))
+    recorded = None if denominator is None else np.empty((alphas.size, steps))
     for t in range(steps):
         d, state = direction.update(np.full_like(x, grads[t]), state, x)
         x = np.clip(x - alphas / math.sqrt(t + 1) * d, -1.0, 1.0)
         path[:, t] = x
-    return path
+        if recorded is not None:
+            recorded[:, t] = denominator(state, t)
+    return path, recorded
+
+
+def quadratic_paths(optimizer: GradientTransformation, kappa: float, angle: float,
+                    starts, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    r""":func:`quadratic_runs` that also keeps the iterates: returns ``(values, path)``,
+    :math:`f(\theta_t)` of shape ``(n, steps + 1)`` (what :func:`quadratic_runs`
+    returns) and :math:`\theta_t` of shape ``(n, steps + 1, 2)``.
+
+    The iterates show what a loss alone hides: in a 2-cycle each coordinate swings at
+    :math:`\pm\eta/2`, and a coordinate whose value has underflowed to exactly zero
+    (float64 has nothing between 0 and about :math:`5\times10^{-324}`) gets a zero
+    gradient and stays at zero for good.
+    """
+    steps = _check_int("steps", steps, 1)
+    hessian = quadratic_hessian(kappa, angle)
+    theta = np.array(starts, dtype=np.float64)
+    if theta.ndim != 2 or theta.shape[1] != 2:
+        raise ValueError(f"Invalid starts: shape {theta.shape} (expected (n, 2))")
+    state = optimizer.init(theta)
+    values = np.empty((theta.shape[0], steps + 1))
+    path = np.empty((theta.shape[0], steps + 1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(steps + 1):
+            grad = theta @ hessian
+            values[:, t] = 0.5 * np.einsum("ni,ni->n", theta, grad)
+            path[:, t] = theta
+            if t < steps:
+                updates, state = optimizer.update(grad, state, theta)
+                theta = apply_updates(theta, updates)
+    return np.where(np.isfinite(values), values, np.inf), path
+
+
+def reddi_regret(paths: np.ndarray, large: float = 1010.0, small: float = -10.0,
+                 period: int = 101) -> np.ndarray:
+    r"""Regret :math:`R_T = \sum_{t\le T} f_t(x_t) - \min_{x\in[-1,1]}\sum_{t\le T} f_t(x)`
+    of runs of :func:`reddi_run`, for every horizon :math:`T`.
+
+    ``paths`` holds :math:`x_1, \dots, x_T` per run (shape ``(runs, T)``); the point
+    played at step :math:`t` is the iterate *before* that step's gradient, so
+    :math:`x_0 = 0` is played first. With linear losses :math:`f_t(x) = g_t x` the best
+    fixed point earns :math:`-\lvert\sum_t g_t\rvert`. Returns shape ``(runs, T)``.
+    """
+    paths = np.atleast_2d(np.asarray(paths, dtype=np.float64))
+    grads = reddi_gradient(np.arange(paths.shape[1]), large, small, period)
+    played = np.concatenate([np.zeros((paths.shape[0], 1)), paths[:, :-1]], axis=1)
+    return np.cumsum(grads * played, axis=1) + np.abs(np.cumsum(grads))
+
+
+def reddi_amsgrad_run(learning_rates: Sequence[float], bias_correction: bool = True,
+                      steps: int = 10000, b1: float = 0.9, b2: float = 0.99,
+                      large: float = 1010.0, small: float = -10.0,
+                      period: int = 101) -> tuple[np.ndarray, np.ndarray]:
+    r"""AMSGrad on Reddi et al.'s problem, as :func:`reddi_run` runs it, and its denominator.
+
+    ``bias_correction=True`` is ``optbook.adam(amsgrad=True)`` and
+    ``torch.optim.Adam(amsgrad=True)``: the running maximum of the *uncorrected*
+    :math:`v_t`, then divided by :math:`1-\beta_2^t` like Adam's, so the denominator
+    :math:`\sqrt{\max_{s\le t} v_s/(1-\beta_2^t)}` falls while :math:`\beta_2^t` is not
+    negligible. ``False`` is Reddi et al.'s Algorithm 2, which corrects neither moment:
+    its denominator :math:`\sqrt{\max_{s\le t} v_s}` never falls. Returns
+    ``(path, denominator)``, both of shape ``(len(learning_rates), steps)``: the
+    iterates :math:`x_1, \dots, x_T` (with ``bias_correction=True`` those of
+    :func:`reddi_run` with ``amsgrad=True``) and :math:`\sqrt{\hat v_t}` at each step.
+    """
+    direction = scale_by_adam(b1, b2, 1e-8, amsgrad=True, bias_correction=bias_correction)
+
+    def denominator(state, t):
+        c2 = 1 - b2 ** (t + 1) if bias_correction else 1.0
+        return np.sqrt(state["nu_max"] / c2)
+
+    return _reddi_loop(direction, learning_rates, steps, large, small, period, denominator)
 
 
 # --- 4.1 sparse features under RMSprop and Adam: the step after a gap -------------------------

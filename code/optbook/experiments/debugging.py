@@ -31,10 +31,12 @@ import torch
 from torch import nn
 
 from ..checks import ensure_finite
+from .reruns import Rerun
 from .training import Dataset, History, teacher_classification, train
 
 __all__ = ["Setting", "SYMPTOMS", "make_model", "DebugRun", "run_setting", "run_seeds",
-           "diagnose", "first_nonfinite_gradient", "anomaly_report", "symptom_grid"]
+           "diagnose", "first_nonfinite_gradient", "anomaly_report", "symptom_grid",
+           "summarize", "symptoms_rerun", "RERUNS"]
 
 
 @dataclass(frozen=True)
@@ -330,3 +332,41 @@ def symptom_explorer(grid: dict):
         headline="η = {lr}, clipping τ = {tau}, warmup {warmup} steps, " + f"{steps} steps",
         notes=notes,
         draw=lambda lr, tau, warmup: draw_symptom_frame(grid, lr, taus[tau_names.index(tau)], warmup))
+
+
+# --- stored reruns (book/data/reruns/07-*.json, made by `make reruns`) ----------------------
+
+def summarize(runs: Sequence[DebugRun]) -> dict:
+    """One row of the chapter's table: each seed's diagnosis and validation loss (the best
+    before divergence for a diverged run), how many diverged, the median over seeds of the
+    median gradient norm and update ratio, and the mean loss at initialization."""
+    return {"symptoms": [r.symptom for r in runs],
+            "val_loss": [float(r.history.val_loss.min()) if r.history.diverged
+                         else r.history.final_val_loss for r in runs],
+            "diverged": int(sum(r.history.diverged for r in runs)),
+            "grad_norm": float(np.median([np.median(r.history.grad_norm) for r in runs])),
+            "update_ratio": float(np.median([np.median(r.update_ratio) for r in runs])),
+            "init_loss": float(np.mean([r.init_loss for r in runs]))}
+
+
+def symptoms_rerun(seeds: Sequence[int], steps: Sequence[int]) -> dict:
+    """The table of :data:`SYMPTOMS` on other seeds: ``{symptom: {"provoked": row,
+    remedy: row, ...}}`` with rows as :func:`summarize`. ``steps`` must list the
+    horizons of the settings (200 for SGD, 300 for the overfitting runs), so that the
+    declaration states them."""
+    horizons = sorted({s.steps for bad, fixes in SYMPTOMS.values()
+                       for s in (bad, *fixes.values())})
+    if sorted(steps) != horizons:
+        raise ValueError(f"Invalid steps: {list(steps)!r} (the settings run {horizons})")
+    return {name: {"provoked": summarize(run_seeds(bad, seeds)),
+                   **{label: summarize(run_seeds(fix, seeds)) for label, fix in fixes.items()}}
+            for name, (bad, fixes) in SYMPTOMS.items()}
+
+
+RERUNS = (
+    Rerun(name="07-debugging-seeds-3-5", chapter="07-debugging",
+          claim="The symptom table on seeds 3-5: does each setting provoke its symptom, and "
+                "does each remedy act as on seeds 0-2?",
+          function="debugging:symptoms_rerun",
+          params={"seeds": [3, 4, 5], "steps": [200, 300]}, minutes=0.6),
+)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..torch import clip_grad_norm_, param_groups
+from .reruns import Rerun
 from .training import Dataset, mlp, teacher_classification, train
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     # 7.4
     "cliff_loss", "cliff_landscape", "cliff_descent", "memory_task", "TinyRNN",
     "ClipRun", "clip_run", "clipped_fraction", "scaled_grad_norms",
+    # stored reruns
+    "decay_rerun", "clipping_rerun", "clip_direction_rerun", "RERUNS",
 ]
 
 
@@ -296,3 +299,118 @@ def scaled_grad_norms(seed: int = 0, init_scale: float = 2.0 ** 16) -> dict[str,
     scaler.unscale_(opt)
     unscaled = _global_norm(params)
     return {"fp32": fp32, "scaled": scaled, "unscaled": unscaled, "scale": scaler.get_scale()}
+
+
+# --- stored reruns (book/data/reruns/07-*.json, made by `make reruns`) ----------------------
+
+def decay_rerun(rules: Sequence[str], lrs: Sequence[float], weight_decays: Sequence[float],
+                seeds: Sequence[int], steps: int) -> dict:
+    """:func:`decay_grid` summarised as the chapter prints it: every grid point's validation
+    loss per seed and the range of the LayerNorm gains' RMS at the end; each rule's best grid
+    point (lowest mean validation loss); and, per seed, the first rule's best minus the
+    second's."""
+    grid = decay_grid(rules, lrs, weight_decays, seeds, steps)
+    points = [{"rule": rule, "lr": lr, "weight_decay": wd,
+               "val_loss": [r.final_val_loss for r in runs],
+               "mean": float(np.mean([r.final_val_loss for r in runs])),
+               "gain_rms_end": [float(r.gain_norm[-1]) for r in runs]}
+              for (rule, lr, wd), runs in grid.items()]
+    best = {}
+    for rule in rules:
+        point = min((p for p in points if p["rule"] == rule), key=lambda p: p["mean"])
+        best[rule] = {k: point[k] for k in ("lr", "weight_decay", "val_loss", "mean")}
+    out = {"points": points, "best": best}
+    if len(rules) == 2:
+        a, b = (np.array(best[r]["val_loss"]) for r in rules)
+        out["best_difference"] = a - b
+    return out
+
+
+def clipping_rerun(seeds: Sequence[int], steps: Sequence[int], hidden: int, length: int,
+                   lr: float, stable_lr: float, small_lr: float) -> dict:
+    """The section's arms on other seeds and horizons, as the notebook runs them: no clipping
+    at ``small_lr``, ``stable_lr`` and ``lr``; at ``lr``, global and per-tensor clipping at
+    τ = 1 and global clipping at the 90th percentile of the norms of the unclipped
+    ``stable_lr`` runs (rounded to 2 decimals). ``{str(steps): {"tau90", "norm_median",
+    "arms": {arm: {"val_loss" per seed ("inf" = diverged), "clipped", "factor"}}}}``."""
+    out = {}
+    for n in steps:
+        run = lambda mode, tau, eta, s: clip_run(mode, tau, eta, s, steps=n, hidden=hidden,
+                                                 length=length)
+        stable = [run("none", None, stable_lr, s) for s in seeds]
+        norms = np.concatenate([r.grad_norm for r in stable])
+        tau90 = round(float(np.percentile(norms, 90)), 2)
+        arms = {f"none, η = {small_lr:g}": [run("none", None, small_lr, s) for s in seeds],
+                f"none, η = {stable_lr:g}": stable,
+                f"none, η = {lr:g}": [run("none", None, lr, s) for s in seeds],
+                f"global τ = 1, η = {lr:g}": [run("global", 1.0, lr, s) for s in seeds],
+                f"per-tensor τ = 1, η = {lr:g}": [run("per_tensor", 1.0, lr, s) for s in seeds],
+                f"global τ = p90, η = {lr:g}": [run("global", tau90, lr, s) for s in seeds]}
+        out[str(n)] = {"tau90": tau90, "norm_median": float(np.median(norms)),
+                       "arms": {name: _arm_summary(runs) for name, runs in arms.items()}}
+    return out
+
+
+def _arm_summary(runs: Sequence[ClipRun]) -> dict:
+    tau = runs[0].tau
+    return {"val_loss": [r.val_loss for r in runs],
+            "steps_run": [len(r.loss) for r in runs],
+            "clipped": (float(np.mean([clipped_fraction(r.grad_norm, tau) for r in runs]))
+                        if tau is not None else None),
+            "factor": (float(np.mean([np.minimum(1.0, tau / r.grad_norm).mean() for r in runs]))
+                       if tau is not None else None)}
+
+
+def clip_direction_rerun(seeds: Sequence[int], steps: int, hidden: int, length: int, lr: float,
+                         global_taus: Sequence[float], per_tensor_taus: Sequence[float]) -> dict:
+    """Global against per-tensor clipping at several thresholds, at rate ``lr``:
+    ``{arm: {"val_loss" per seed, "clipped", "factor"}}``."""
+    arms = {}
+    for mode, taus in (("global", global_taus), ("per_tensor", per_tensor_taus)):
+        for tau in taus:
+            runs = [clip_run(mode, float(tau), lr, s, steps=steps, hidden=hidden, length=length)
+                    for s in seeds]
+            arms[f"{mode.replace('_', '-')} τ = {tau:g}"] = _arm_summary(runs)
+    return arms
+
+
+_RNN = {"hidden": 16, "length": 20}       # the notebook's RNN
+_DECAY_GRID = {"rules": ["all", "param_groups"], "lrs": [1e-4, 3e-4, 1e-3],
+               "weight_decays": [0.1, 1.0]}
+
+RERUNS = (
+    Rerun(name="07-decay-seeds-3-5", chapter="07-decay-and-clipping",
+          claim="The decay grid (300 steps) on seeds 3-5: do decay on all parameters and decay "
+                "on weight matrices only tie at their best grid points, as on seeds 0-2?",
+          function="decay_and_clipping:decay_rerun",
+          params={**_DECAY_GRID, "seeds": [3, 4, 5], "steps": 300}, minutes=0.2),
+    Rerun(name="07-decay-grid-edges", chapter="07-decay-and-clipping",
+          claim="The decay grid extended by η = 3e-3 and λ = 3 (seeds 0-2, 300 steps): is the "
+                "best rate still interior, and does λ = 3 change either arm's best?",
+          function="decay_and_clipping:decay_rerun",
+          params={"rules": ["all", "param_groups"], "lrs": [1e-4, 3e-4, 1e-3, 3e-3],
+                  "weight_decays": [0.1, 1.0, 3.0], "seeds": [0, 1, 2], "steps": 300},
+          minutes=1.4),
+    Rerun(name="07-decay-1000-steps", chapter="07-decay-and-clipping",
+          claim="Both decay arms at η = 3e-4 for 1,000 steps (seeds 0-2): does decaying the "
+                "gains help once the run is over-trained?",
+          function="decay_and_clipping:decay_rerun",
+          params={"rules": ["all", "param_groups"], "lrs": [3e-4], "weight_decays": [0.1, 1.0],
+                  "seeds": [0, 1, 2], "steps": 1000},
+          minutes=0.5),
+    Rerun(name="07-clipping-seeds-3-5", chapter="07-decay-and-clipping",
+          claim="The clipping arms on seeds 3-5, after 200 and 600 steps: does unclipped "
+                "η = 0.1 blow up, does clipping keep it finite, and how do the clipped arms "
+                "compare with the unclipped smaller rates?",
+          function="decay_and_clipping:clipping_rerun",
+          params={"seeds": [3, 4, 5], "steps": [200, 600], **_RNN, "lr": 0.1,
+                  "stable_lr": 0.03, "small_lr": 0.01},
+          minutes=0.9),
+    Rerun(name="07-clipping-direction", chapter="07-decay-and-clipping",
+          claim="Global (τ = 1, 2) against per-tensor (τ = 0.25, 0.5, 1) clipping at η = 0.1, "
+                "seeds 0-5: does per-tensor clipping at a smaller τ match global τ = 1?",
+          function="decay_and_clipping:clip_direction_rerun",
+          params={"seeds": [0, 1, 2, 3, 4, 5], "steps": 200, **_RNN, "lr": 0.1,
+                  "global_taus": [1.0, 2.0], "per_tensor_taus": [0.25, 0.5, 1.0]},
+          minutes=0.4),
+)

@@ -22,7 +22,10 @@ Sections:
   :func:`sophia_clip_fraction_run` (the common task with a GNB or Hutchinson
   estimate every ``k`` steps);
 * the comparison -- :data:`COMPARISON`, :func:`make_optimizer`,
-  :func:`comparison_run`, :func:`tune_on_seeds`.
+  :func:`comparison_run`, :func:`tune_on_seeds`;
+* stored reruns -- :func:`adafactor_ablation_rerun` and :func:`comparison_rerun`,
+  declared in :data:`RERUNS` (other seeds, ten times the steps;
+  ``book/data/reruns/05-*.json``).
 
 The common task is :func:`optbook.experiments.training.teacher_classification`
 (20 inputs, 4 classes, 2048 training examples) with
@@ -44,6 +47,7 @@ from ..adafactor import scale_by_factored_rms
 from ..base import apply_updates, check_number
 from ..landscapes import Landscape
 from ..sophia import sophia
+from .reruns import Rerun
 from .training import Dataset, History, epoch_batches, mlp, teacher_classification, train
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     # LAMB
     "TrustRatioRun", "lamb_trust_ratios", "BatchScalingResult", "batch_scaling_run",
     "BATCH_OPTIMIZERS", "BatchSweep", "batch_sweep", "LayerStepRatios", "layer_step_ratios",
+    "layer_step_ratios_and_norms",
     # Lion
     "update_rms", "decay_factor",
     # Sophia
@@ -65,6 +70,8 @@ __all__ = [
     "SeedTuning", "tune_on_seeds",
     # AdaFactor's ablation
     "ADAFACTOR_ARMS", "AdafactorAblation", "adafactor_ablation",
+    # stored reruns
+    "adafactor_ablation_rerun", "comparison_rerun", "RERUNS",
 ]
 
 TASK = dict(in_dim=20, out_dim=4, hidden=64, depth=2)
@@ -652,15 +659,10 @@ def adafactor_ablation(lrs: Sequence[float] = (0.01, 0.03, 0.1), steps: int = 10
     :data:`ADAFACTOR_ARMS`, at every learning rate, on every seed, without warmup.
 
     The update's RMS is read back from the weights: with no weight decay,
-    :math:`	heta_t - 	heta_{t-1} = -
-ho_t \max(\epsilon_2, \operatorname{RMS}(	heta_{t-1}))
-    \hat U_t`, so :math:`\operatorname{RMS}(\hat U_t) = \lVert\Delta	heta
-Vert /
-    (\sqrt n\,
-ho_t \max(\epsilon_2, \lVert	heta_{t-1}
-Vert/\sqrt n))`, with
-    :math:`
-ho_t = \min(\eta, 1/\sqrt t)`. Only weight matrices are counted (biases
+    :math:`\theta_t - \theta_{t-1} = -\rho_t \max(\epsilon_2, \operatorname{RMS}(\theta_{t-1}))
+    \hat U_t`, so :math:`\operatorname{RMS}(\hat U_t) = \lVert\Delta\theta\rVert /
+    (\sqrt n\,\rho_t \max(\epsilon_2, \lVert\theta_{t-1}\rVert/\sqrt n))`, with
+    :math:`\rho_t = \min(\eta, 1/\sqrt t)`. Only weight matrices are counted (biases
     start at 0 and their first steps are relative to :math:`\epsilon_2`).
     """
     from .adam import train_seeds
@@ -785,6 +787,19 @@ def layer_step_ratios(name: str, lr: float, batch_size: int = 512, steps: int = 
     :math:`1/\eta` for every tensor; under Adam each tensor's ratio is whatever its
     weights and its normalised gradient happen to be.
     """
+    return layer_step_ratios_and_norms(name, lr, batch_size, steps, seeds)[0]
+
+
+def layer_step_ratios_and_norms(name: str, lr: float, batch_size: int = 512, steps: int = 60,
+                                seeds: Sequence[int] = (0, 1, 2)
+                                ) -> tuple[LayerStepRatios, np.ndarray]:
+    r""":func:`layer_step_ratios` (the same runs, the same result) and each tensor's norm
+    :math:`\lVert\theta_t\rVert`, shape ``(seeds, steps + 1, tensors)``.
+
+    The norms are what LAMB's :math:`\phi(\lVert\theta\rVert)` would act on: You et al.
+    allow a clamp :math:`\phi(z) = \min(\max(z, \gamma_l), \gamma_u)`, which changes
+    nothing while every norm stays between the bounds.
+    """
     from .adam import train_seeds
 
     make = _batch_make(name)
@@ -794,8 +809,9 @@ def layer_step_ratios(name: str, lr: float, batch_size: int = 512, steps: int = 
                        steps=_check_int("steps", steps, 1), batch_size=batch_size,
                        hidden=TASK["hidden"], depth=TASK["depth"], shared=False,
                        record_every=1)
-    return LayerStepRatios(name, float(lr), runs.names,
-                           runs.layer_norms[:, :-1, :] / runs.update_norms)
+    return (LayerStepRatios(name, float(lr), runs.names,
+                            runs.layer_norms[:, :-1, :] / runs.update_norms),
+            runs.layer_norms)
 
 
 # --- Sophia near a saddle ------------------------------------------------------------------
@@ -839,3 +855,75 @@ def diagonal_newton_path(landscape: Landscape, steps: int = 30, x0=None) -> np.n
         theta = theta - landscape.grad(theta) / landscape.hessian_diag(theta)
         path.append(theta)
     return np.array(path)
+
+
+# --- stored reruns (scripts/reruns.py; book/data/reruns/05-*.json) -------------------------
+# The checks the notebook quotes but cannot afford in its minute: other seeds and ten
+# times the steps. Each calls the experiment functions above unchanged and returns
+# plain numbers; 05-descendants prints the stored files next to its claims.
+
+def adafactor_ablation_rerun(lrs: Sequence[float], steps: int, seeds: Sequence[int]) -> dict:
+    """:func:`adafactor_ablation` as a stored rerun: every arm x learning rate x seed.
+
+    ``val_loss[a][i][s]`` and ``max_update_rms[a][i][s]`` as in
+    :class:`AdafactorAblation`; ``best_lr[a]`` is arm ``a``'s learning rate with
+    the lowest seed mean.
+    """
+    ablation = adafactor_ablation(lrs=lrs, steps=steps, seeds=seeds)
+    return {"arms": list(ablation.arms), "lrs": list(ablation.lrs),
+            "seeds": list(ablation.seeds), "steps": ablation.steps,
+            "val_loss": ablation.val_loss, "max_update_rms": ablation.max_update_rms,
+            "best_lr": [ablation.lrs[i] for i in ablation.best_lr_index()]}
+
+
+def comparison_rerun(steps: int, seeds: Sequence[int], eval_every: int,
+                     lr_grids: dict | None = None) -> dict:
+    """:func:`tune_on_seeds` for every optimizer of :data:`COMPARISON`, as a stored rerun.
+
+    ``lr_grids[name]`` replaces the optimizer's default grid. Per optimizer:
+    ``lrs``, ``val_loss[i][s]`` (after ``steps``), ``best_lr`` (lowest seed mean)
+    and ``best[s]``, the losses at it.
+    """
+    results = {}
+    for name in COMPARISON:
+        lrs = None if lr_grids is None else lr_grids[name]
+        tuning = tune_on_seeds(name, lrs=lrs, steps=steps, seeds=seeds, eval_every=eval_every)
+        results[name] = {"lrs": list(tuning.lrs), "val_loss": tuning.val_loss,
+                         "best_lr": tuning.best_lr, "best": tuning.best()}
+    return results
+
+
+RERUNS = (
+    Rerun(name="05-adafactor-ablation-seeds-3-5", chapter="05-descendants",
+           claim="AdaFactor's four arms without warmup on seeds 3-5, with η up to 1: "
+                 "does any run diverge?",
+           function="descendants:adafactor_ablation_rerun",
+           params={"lrs": (0.01, 0.03, 0.1, 0.3, 1.0), "steps": 100, "seeds": (3, 4, 5)},
+           minutes=0.3),
+    Rerun(name="05-adafactor-ablation-1000-steps", chapter="05-descendants",
+           claim="AdaFactor's four arms without warmup over 1,000 steps on seeds 0-2: "
+                 "is β₂ = 0.999 without clipping worse?",
+           function="descendants:adafactor_ablation_rerun",
+           params={"lrs": (0.01, 0.03, 0.3), "steps": 1000, "seeds": (0, 1, 2)},
+           minutes=1.5),
+    Rerun(name="05-comparison-seeds-3-5", chapter="05-descendants",
+           claim="The six-optimizer comparison (150 steps, each η tuned on the seed mean) "
+                 "on seeds 3-5: same tuned η, Lion first again?",
+           function="descendants:comparison_rerun",
+           params={"steps": 150, "seeds": (3, 4, 5), "eval_every": 150, "lr_grids": None},
+           minutes=0.5),
+    Rerun(name="05-comparison-1500-steps", chapter="05-descendants",
+           claim="The six-optimizer comparison at 1,500 steps (10x), every grid extended by "
+                 "two smaller learning rates and retuned on the mean of seeds 0-2: "
+                 "does Lion's lead at 150 steps last?",
+           function="descendants:comparison_rerun",
+           params={"steps": 1500, "seeds": (0, 1, 2), "eval_every": 150,
+                   "lr_grids": {"momentum": (0.001, 0.003, 0.01, 0.03),
+                                "adam": (3e-05, 0.0001, 0.0003, 0.001),
+                                "adafactor": (0.0003, 0.001, 0.003, 0.01),
+                                "lamb": (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1),
+                                "lion": (1e-05, 3e-05, 0.0001, 0.0003, 0.001, 0.003),
+                                "sophia": (3e-05, 0.0001, 0.0003, 0.001, 0.003, 0.01)}},
+           minutes=4.0),
+)
+"""The chapter's stored reruns (``make reruns RERUNS=<name>``)."""

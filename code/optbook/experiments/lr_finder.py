@@ -24,10 +24,12 @@ import torch
 from torch import nn
 
 from ..lr_range_test import SUGGESTION_RULES, LRRangeTestResult, lr_range_test
+from .reruns import Rerun
 from .training import Dataset, epoch_batches, mlp, teacher_classification, train
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "problem", "range_test", "Sweep", "lr_sweep",
-           "RuleComparison", "compare_rules", "init_loss", "overfit_one_batch"]
+           "RuleComparison", "compare_rules", "init_loss", "overfit_one_batch", "rules_rerun",
+           "range_test_length_rerun", "RERUNS"]
 
 #: The two optimizers of the experiment, as ``lr -> optimizer`` factories.
 OPTIMIZERS = {
@@ -272,3 +274,74 @@ def range_test_explorer(tests: dict, sweeps: dict):
         marks=marks,
         draw=lambda optimizer, seed: draw_range_test(tests[optimizer][seed_names.index(seed)],
                                                      sweeps[optimizer], seed_names.index(seed)))
+
+
+# --- stored reruns (book/data/reruns/07-*.json, made by `make reruns`) ----------------------
+
+def _rates(lr_range: Sequence[float], points: int) -> np.ndarray:
+    return np.geomspace(float(lr_range[0]), float(lr_range[1]), int(points))
+
+
+def _rule_summary(tests: Sequence[LRRangeTestResult], sweep: Sweep) -> dict:
+    """What the chapter prints for one optimizer: the sweep's table, each seed's best rate,
+    every rule's suggestion / best rate and loss excess per seed, the rule closest per seed."""
+    comp = compare_rules(tests, sweep)
+    gap = np.abs(np.log(comp.factor))
+    closest = [comp.rules[int(j)] if np.isfinite(gap[i]).any() else None
+               for i, j in enumerate(np.argmin(np.where(np.isfinite(gap), gap, np.inf), axis=1))]
+    return {"lrs": sweep.lrs, "val_loss": sweep.val_loss, "best_lr": comp.best_lr,
+            "best_mean_lr": sweep.best_lr,
+            "factor": {rule: comp.factor[:, j] for j, rule in enumerate(comp.rules)},
+            "excess": {rule: comp.regret[:, j] for j, rule in enumerate(comp.rules)},
+            "closest_rule": closest}
+
+
+def rules_rerun(seeds: Sequence[int], steps: int, test_steps: int, lr_ranges: dict,
+                points: int) -> dict:
+    """Rerun of the section's experiment on other seeds or another budget: for each optimizer
+    of ``lr_ranges`` (name -> [lowest, highest] swept rate), one range test of ``test_steps``
+    steps per seed against a ``steps``-step sweep over ``points`` rates; see
+    :func:`_rule_summary` for what is returned."""
+    out = {}
+    for name, lr_range in lr_ranges.items():
+        tests = [range_test(name, seed=s, num_steps=test_steps) for s in seeds]
+        out[name] = _rule_summary(tests, lr_sweep(name, _rates(lr_range, points), seeds,
+                                                  steps=steps))
+    return out
+
+
+def range_test_length_rerun(optimizer: str, seeds: Sequence[int], steps: int,
+                      test_steps: Sequence[int], lr_range: Sequence[float], points: int) -> dict:
+    """Range tests of several lengths against one ``steps``-step sweep (the same seeds):
+    ``{str(test_steps): rule summary}``."""
+    sweep = lr_sweep(optimizer, _rates(lr_range, points), seeds, steps=steps)
+    return {str(n): _rule_summary([range_test(optimizer, seed=s, num_steps=n) for s in seeds],
+                                  sweep)
+            for n in test_steps}
+
+
+_GRIDS = {"adam": [1e-4, 1.0], "sgd": [1e-3, 10.0]}   # the notebook's sweeps, 13 rates each
+
+RERUNS = (
+    Rerun(name="07-range-test-seeds-3-5", chapter="07-optimizer-and-lr",
+          claim="The range test against a 200-step sweep on seeds 3-5, Adam and SGD + momentum: "
+                "does the valley rule land closest to the best swept rate, as on seeds 0-2?",
+          function="lr_finder:rules_rerun",
+          params={"seeds": [3, 4, 5], "steps": 200, "test_steps": 100, "lr_ranges": _GRIDS,
+                  "points": 13},
+          minutes=0.9),
+    Rerun(name="07-range-test-800-steps", chapter="07-optimizer-and-lr",
+          claim="The sweep at an 800-step budget (seeds 0-2): where is the best fixed rate now, "
+                "and how far do the rules of the same 100-step range test land from it?",
+          function="lr_finder:rules_rerun",
+          params={"seeds": [0, 1, 2], "steps": 800, "test_steps": 100, "lr_ranges": _GRIDS,
+                  "points": 13},
+          minutes=1.3),
+    Rerun(name="07-range-test-length", chapter="07-optimizer-and-lr",
+          claim="Range tests of 300 and 1,000 steps for Adam (seeds 0-2): where do the rules "
+                "land against the best rate of the 200-step sweep?",
+          function="lr_finder:range_test_length_rerun",
+          params={"optimizer": "adam", "seeds": [0, 1, 2], "steps": 200,
+                  "test_steps": [300, 1000], "lr_range": [1e-4, 1.0], "points": 13},
+          minutes=0.6),
+)

@@ -22,7 +22,10 @@ Sections:
   (:func:`cooldown_vs_cosine`);
 * the noisy quadratic model of the interactive figure: the exact expected
   loss of SGD under any schedule (:func:`nqm_loss`, :func:`nqm_schedule`,
-  :func:`draw_nqm`).
+  :func:`draw_nqm`);
+* the stored reruns the section quotes (:data:`RERUNS`: the comparison on seeds
+  3-5 and at 1,200 steps, the cooldown comparison on seeds 3-5 and at 1,000 to
+  4,000 steps).
 """
 from __future__ import annotations
 
@@ -38,12 +41,15 @@ from torch.nn import functional as F
 from .. import schedules as sch
 from ..adam import scale_by_adam
 from ..base import GradientTransformation, chain, scale
+from .reruns import Rerun
 from .training import Dataset, teacher_classification, train
 
 __all__ = ["StackedLinear", "StackedMLP", "stack_targets", "member_losses", "scale_by_member_rates",
            "member_adam", "SCHEDULES", "make_schedule", "ComparisonResult",
            "schedule_comparison", "tuned", "member_schedule_free_adamw", "schedule_free_runs", "cooldown_vs_cosine",
-           "nqm_schedule", "nqm_loss", "draw_nqm", "NQM_SHAPES", "problem"]
+           "nqm_schedule", "nqm_loss", "draw_nqm", "NQM_SHAPES", "NQM_CURVATURES", "problem",
+           # stored reruns
+           "schedule_table_rerun", "cooldown_rerun", "RERUNS"]
 
 
 def _int(name: str, value, low: int = 1) -> int:
@@ -411,6 +417,13 @@ def nqm_schedule(shape: str, peak: float, steps: int = 200, warmup_frac: float =
     return s(t)
 
 
+# The noisy quadratic's 20 curvatures, log-spaced from 1 down to 0.01. Written
+# out to 6 significant digits from Python's correctly rounded power, not taken
+# from np.geomspace, whose last digit depends on NumPy's SIMD kernels: the
+# in-page figure receives these numbers and must compute what optbook does.
+NQM_CURVATURES = tuple(float(f"{10.0 ** (-2 * i / 19):.6g}") for i in range(20))
+
+
 def nqm_loss(etas: np.ndarray, curvatures: np.ndarray = None, noise: float = 1.0,
              start: float = 1.0) -> np.ndarray:
     """Exact expected loss of SGD on the noisy quadratic model, before each step and after the last.
@@ -423,7 +436,7 @@ def nqm_loss(etas: np.ndarray, curvatures: np.ndarray = None, noise: float = 1.0
 
     so the figure needs no sampling and no seed. Returns ``len(etas) + 1`` values.
     """
-    h = np.geomspace(1.0, 0.01, 20) if curvatures is None else np.asarray(curvatures, float)
+    h = np.asarray(NQM_CURVATURES if curvatures is None else curvatures, dtype=np.float64)
     etas = np.asarray(etas, dtype=np.float64)
     m = np.full_like(h, start ** 2)
     out = np.empty(len(etas) + 1)
@@ -452,3 +465,92 @@ def draw_nqm(shape: str = "cosine", peak: float = 1.0, warmup_frac: float = 0.0,
     b.set_ylim(1e-3, 10); b.set_xlabel("step t"); b.set_ylabel("expected loss")
     b.set_title(f"final loss {loss[-1]:.4f}"); b.legend(loc="upper right")
     return fig
+
+
+# --- stored reruns (scripts/reruns.py; book/data/reruns/06-*.json) -----------------------------
+# The checks 6.1 quotes but cannot afford in its minute: the tuned comparison on other
+# seeds and at three times the steps, and the cooldown-vs-cosine comparison on other
+# seeds and at 10x the budgets. Each calls the experiment functions above unchanged;
+# 06-schedules prints the stored files next to its claims.
+
+TABLE_PEAKS = (1e-3, 3e-3, 1e-2, 3e-2)   # the notebook's grid (constant also 3e-4)
+
+
+def schedule_table_rerun(seeds: Sequence[int], steps: int, peaks: dict,
+                         sf_peaks: Sequence[float]) -> dict:
+    """:func:`schedule_comparison` of every schedule of :data:`SCHEDULES` and
+    :func:`schedule_free_runs` on the comparison's problem, as a stored rerun.
+
+    ``peaks[name]`` is the grid of schedule ``name``; ``sf_peaks`` schedule-free
+    AdamW's. Per schedule (and ``"schedule-free AdamW"``): ``peaks``,
+    ``val_loss[i][s]``, ``best_peak`` (lowest seed mean, :func:`tuned`) and
+    ``best[s]``, the losses at it.
+    """
+    data = problem(seed=0)
+    result = schedule_comparison(SCHEDULES, peaks, seeds, data, steps=steps)
+    grids = {name: (result.peaks[name], result.val_loss[name]) for name in SCHEDULES}
+    grids["schedule-free AdamW"] = (tuple(sf_peaks),
+                                    schedule_free_runs(sf_peaks, seeds, data, steps=steps))
+    out = {}
+    for name, (grid, losses) in grids.items():
+        best_peak, best = tuned(losses, grid)
+        out[name] = {"peaks": list(grid), "val_loss": losses, "best_peak": best_peak,
+                     "best": best}
+    return {"steps": steps, "seeds": [int(s) for s in seeds], "schedules": out}
+
+
+def cooldown_rerun(steps: Sequence[int], peaks: Sequence[float], seeds: Sequence[int]) -> dict:
+    """:func:`cooldown_vs_cosine` as a stored rerun; ``steps`` are the budgets.
+
+    Per budget ``b`` and kind (``"wsd"``, ``"cosine"``): ``val_loss[kind][b][i][s]``
+    at peak ``peaks[i]`` and seed ``seeds[s]``, ``best_peak[kind][b]`` (lowest seed
+    mean) and ``best[kind][b][s]``, the losses at it.
+    """
+    runs = cooldown_vs_cosine(steps, peaks, seeds, problem(seed=0))
+    out = {"budgets": [int(b) for b in steps], "peaks": list(peaks), "val_loss": runs,
+           "best_peak": {}, "best": {}}
+    for kind, losses in runs.items():
+        chosen = [tuned(losses[b], list(peaks)) for b in range(len(steps))]
+        out["best_peak"][kind] = [peak for peak, _ in chosen]
+        out["best"][kind] = [best for _, best in chosen]
+    return out
+
+
+_TABLE_GRID = {name: TABLE_PEAKS for name in SCHEDULES}
+_TABLE_GRID["constant"] = (3e-4,) + TABLE_PEAKS
+_LONG_PEAKS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+RERUNS = (
+    Rerun(name="06-schedule-table-seeds-3-5", chapter="06-schedules",
+          claim="The tuned schedule comparison (400 steps, the notebook's peak grids) on "
+                "seeds 3-5: which schedules lead, how far behind is the constant rate, "
+                "where does schedule-free AdamW rank?",
+          function="schedules:schedule_table_rerun",
+          params={"seeds": (3, 4, 5), "steps": 400, "peaks": _TABLE_GRID,
+                  "sf_peaks": (1e-3, 3e-3, 1e-2)},
+          minutes=0.3),
+    Rerun(name="06-schedule-table-1200-steps", chapter="06-schedules",
+          claim="The tuned schedule comparison at 1,200 steps (3x) on seeds 0-2, every "
+                "grid extended to 1e-4 and retuned: does the constant rate stay behind, "
+                "and by how much?",
+          function="schedules:schedule_table_rerun",
+          params={"seeds": (0, 1, 2), "steps": 1200,
+                  "peaks": {name: _LONG_PEAKS for name in SCHEDULES},
+                  "sf_peaks": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)},
+          minutes=1.1),
+    Rerun(name="06-cooldown-seeds-3-5", chapter="06-schedules",
+          claim="WSD (1-sqrt cooldown over 20 %) against warmup + cosine, each tuned per "
+                "budget (100, 200, 400 steps), on seeds 3-5: is cosine still lower?",
+          function="schedules:cooldown_rerun",
+          params={"steps": (100, 200, 400), "peaks": TABLE_PEAKS, "seeds": (3, 4, 5)},
+          minutes=0.2),
+    Rerun(name="06-cooldown-long-budgets", chapter="06-schedules",
+          claim="WSD against warmup + cosine at 1,000, 2,000 and 4,000 steps on seeds 0-2, "
+                "the peak grid extended down to 1e-4 and refined: does the gap close?",
+          function="schedules:cooldown_rerun",
+          params={"steps": (1000, 2000, 4000),
+                  "peaks": (1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 1e-2),
+                  "seeds": (0, 1, 2)},
+          minutes=1.5),
+)
+"""The section's stored reruns (``make reruns RERUNS=<name>``)."""

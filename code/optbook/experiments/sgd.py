@@ -24,7 +24,9 @@ Sections:
   quadratic, and the gradient noise scale of McCandlish et al. (2018);
 * seeds -- :func:`spread` (mean, min, max) for every comparison;
 * 2.3 -- the learning-rate sweep, steps to tolerance against the condition
-  number, and stalls at a saddle with and without noise.
+  number, and stalls at a saddle with and without noise;
+* reruns -- the two ten-times-longer checks the chapter quotes
+  (:data:`RERUNS`, stored by ``make reruns``).
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ from ..optimizers import sgd
 from ..schedules import as_lambda_lr, linear_warmup
 from ..torch import SGD
 from .foundations import minibatch_gradients, saddle_run
-from .training import Dataset, History, evaluate, mlp, train
+from .reruns import Rerun
+from .training import Dataset, History, evaluate, mlp, teacher_classification, train
 
 __all__ = [
     # 2.1 the minibatch gradient
@@ -64,6 +67,8 @@ __all__ = [
     "noise_scale_during_training",
     # 2.3 limits
     "learning_rate_sweep", "steps_to_tolerance", "saddle_escape_steps",
+    # stored reruns
+    "batch_size_long_runs", "double_well_escape_counts", "RERUNS",
     # widget
     "sgd_noise_explorer",
 ]
@@ -702,6 +707,70 @@ def saddle_escape_steps(noise_std: float, seeds: Sequence[int], learning_rate: f
             if escape[i] is None:
                 escape[i] = t
     return escape
+
+
+# --- stored reruns (make reruns; optbook.experiments.reruns) ------------------------------
+
+def batch_size_long_runs(*, batch_sizes: Sequence[int], learning_rate: float, steps: int,
+                         seeds: Sequence[int], hidden: int = 64, label_noise: float = 0.2,
+                         data_seed: int = 0, eval_every: int = 160) -> dict:
+    """Section 2.1(b) at another horizon: :func:`batch_size_run` with the sharpness, per seed.
+
+    The noisy-label teacher data (``teacher_classification(label_noise=...,
+    seed=data_seed)``), one run per batch size and seed. Returns
+    ``{str(batch_size): {measure: [one value per seed]}}`` with the measures
+    the notebook's table prints.
+    """
+    data = teacher_classification(label_noise=label_noise, seed=data_seed)
+    out = {}
+    for b in batch_sizes:
+        runs = [batch_size_run(data, b, learning_rate, steps, hidden=hidden,
+                               eval_every=eval_every, sharpness=True, seed=s) for s in seeds]
+        out[str(b)] = {
+            "train_loss": [r.train_loss for r in runs],
+            "train_accuracy": [r.train_accuracy for r in runs],
+            "val_loss": [r.val_loss for r in runs],
+            "val_accuracy": [r.val_accuracy for r in runs],
+            "sharpness": [r.sharpness for r in runs],
+            "lowest_val_loss": [float(r.history.val_loss.min()) for r in runs],
+        }
+    return out
+
+
+def double_well_escape_counts(*, batch_sizes: Sequence[int], steps: int, seeds: Sequence[int],
+                              runs: int = 100, learning_rate: float = 0.1, n: int = 64,
+                              tilt: float = 0.25, offset_std: float = 1.0,
+                              well_seed: int = 0) -> dict:
+    """How many of ``runs`` :func:`double_well_escapes` runs end beyond the barrier top.
+
+    ``{str(batch_size): [count per seed]}`` on ``double_well(n, tilt, offset_std, well_seed)``.
+    """
+    well = double_well(n=n, tilt=tilt, offset_std=offset_std, seed=well_seed)
+    top = well.critical_points()[1]
+    return {str(b): [int((double_well_escapes(well, b, learning_rate=learning_rate, steps=steps,
+                                              runs=runs, seed=s) < top).sum())
+                     for s in seeds]
+            for b in batch_sizes}
+
+
+RERUNS = (
+    Rerun(name="02-batch-size-10x-steps", chapter="02-sgd",
+          claim="At ten times the steps (15,360) both batch sizes memorize, |B| = 8 still has "
+                "the lower validation loss, and the sharpness order of 1,536 steps flips.",
+          function="sgd:batch_size_long_runs",
+          params={"batch_sizes": [8, 512], "learning_rate": 0.2, "steps": 15360,
+                  "seeds": [0, 1, 2], "hidden": 64, "label_noise": 0.2, "data_seed": 0,
+                  "eval_every": 160},
+          minutes=1.5),
+    Rerun(name="02-double-well-10x-steps", chapter="02-sgd",
+          claim="At ten times the steps (3,000) more runs escape the shallow well at every "
+                "batch size, but the order and the collapse between |B| = 4 and 8 stay.",
+          function="sgd:double_well_escape_counts",
+          params={"batch_sizes": [1, 2, 4, 8, 64], "steps": 3000, "seeds": [0, 1, 2],
+                  "runs": 100, "learning_rate": 0.1, "n": 64, "tilt": 0.25, "offset_std": 1.0,
+                  "well_seed": 0},
+          minutes=0.2),
+)
 
 
 # --- widget: SGD with gradient noise on the saddle ---------------------------------------

@@ -22,6 +22,8 @@ against ``torch.optim``.
   after training against the learning rate, with and without qk-layernorm
   (:func:`warmup_grid` with ``qk_norm``), and their learning-rate sensitivity
   (:func:`lr_sensitivity`).
+* The stored reruns 6.2 and 6.3 quote (:data:`RERUNS`: the warmup grid and the
+  qk-layernorm sweep on seeds 3-5, a finer six-seed sharpness grid).
 """
 from __future__ import annotations
 
@@ -36,13 +38,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import schedules as sch
+from .reruns import Rerun
 from .schedules import StackedLinear, member_adam, member_losses, stack_targets
 from .training import Dataset, train
 
 __all__ = ["first_adam_update", "adaptive_step_variance", "radam_rho", "radam_rectification",
            "untuned_warmup", "sort_task", "StackedTransformer", "init_grad_norms",
            "train_transformer", "WarmupGrid", "warmup_grid", "top_hessian_eigenvalue", "SharpnessRun",
-           "sharpness_during_warmup", "lr_sensitivity", "draw_warmup_runs"]
+           "sharpness_during_warmup", "lr_sensitivity", "draw_warmup_runs",
+           # stored reruns
+           "warmup_grid_rerun", "sharpness_rerun", "RERUNS"]
 
 
 def _int(name: str, value, low: int = 1) -> int:
@@ -499,3 +504,89 @@ def draw_warmup_runs(grids: dict, norm: str = "post", lr: float = 3e-2, warmup: 
     b.set_title(f"{norm.capitalize()}-LN: final loss {final.min():.2f}–{final.max():.2f}")
     b.legend(loc="upper right", fontsize=8)
     return fig
+
+
+# --- stored reruns (scripts/reruns.py; book/data/reruns/06-*.json) -----------------------------
+# The checks 6.2 and 6.3 quote but cannot afford in their minute: the warmup grid and the
+# attention-logit sweep on seeds 3-5, and a finer, six-seed grid of the sharpness runs.
+# Each calls the experiment functions above unchanged; 06-warmup and 06-stability print
+# the stored files next to their claims.
+
+def warmup_grid_rerun(norms: Sequence[str], warmups: Sequence[int], lrs: Sequence[float],
+                      seeds: Sequence[int], steps: int, qk_norms: Sequence[bool] = (False,),
+                      n_val: int = 256, layers: int = 3, batch_size: int = 16) -> dict:
+    """:func:`warmup_grid` on the sorting task of 6.2 (4,096 training sequences of 8
+    tokens from 16, ``n_val`` validation ones) for every norm and qk-norm setting.
+
+    Keyed ``"post"``, ``"pre"`` (``"pre-qk"`` with qk-layernorm): ``val_loss[i][j][s]``
+    and ``max_logit[i][j][s]`` for warmup ``warmups[i]``, rate ``lrs[j]``, seed
+    ``seeds[s]``, and ``lr_sensitivity[i]`` (:func:`lr_sensitivity` over the rates,
+    capped at ln(vocab)).
+    """
+    data = sort_task(n_train=4096, n_val=n_val, length=8, vocab=16, seed=0)
+    out = {}
+    for norm in norms:
+        for qk in qk_norms:
+            g = warmup_grid(norm, warmups, lrs, seeds, data, steps=steps, layers=layers,
+                            batch_size=batch_size, eval_every=steps, qk_norm=qk)
+            out[norm + ("-qk" if qk else "")] = {
+                "val_loss": g.val_loss, "max_logit": g.max_logit,
+                "lr_sensitivity": [lr_sensitivity(g.val_loss[i], math.log(data.classes))
+                                   for i in range(len(warmups))]}
+    return {"warmups": list(warmups), "lrs": list(lrs), "seeds": [int(s) for s in seeds],
+            "runs": out}
+
+
+def sharpness_rerun(warmups: Sequence[int], peaks: Sequence[float], seeds: Sequence[int],
+                    steps: int, train_below: float = 0.1) -> dict:
+    """:func:`sharpness_during_warmup` for its final losses only, as a stored rerun.
+
+    The sharpness is measured only before the first and after the last step (it
+    does not change the training: power iteration reads the weights). Returns
+    ``final_loss[i][j][s]`` for warmup ``warmups[i]``, peak ``peaks[j]``, seed
+    ``seeds[s]``; ``trains[i][j]``, how many seeds end below ``train_below``; and
+    ``largest_all[i]``, the largest peak at which every seed does (None if none).
+    """
+    run = sharpness_during_warmup(warmups, peaks, seeds, steps=steps, measure_every=steps,
+                                  iters=10)
+    ok = run.final_loss < train_below                        # (warmups, peaks, seeds)
+    largest = []
+    for i in range(len(warmups)):
+        good = [p for j, p in enumerate(peaks) if ok[i, j].all()]
+        largest.append(max(good) if good else None)
+    return {"warmups": list(warmups), "peaks": list(peaks), "seeds": [int(s) for s in seeds],
+            "init_loss": run.init_loss, "final_loss": run.final_loss,
+            "trains": ok.sum(-1).astype(int).tolist(), "largest_all": largest}
+
+
+_SORT_LRS = (3e-3, 1e-2, 3e-2)
+_LOGIT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+RERUNS = (
+    Rerun(name="06-warmup-grid-seeds-3-5", chapter="06-warmup",
+          claim="The Post-LN and Pre-LN warmup grid (warmup 0/20/100, peaks 3e-3 to 3e-2, "
+                "200 steps) on seeds 3-5: where does warmup decide between training and "
+                "not, and does a warmup keep the attention logits smaller?",
+          function="warmup:warmup_grid_rerun",
+          params={"norms": ("post", "pre"), "warmups": (0, 20, 100), "lrs": _SORT_LRS,
+                  "seeds": (3, 4, 5), "steps": 200, "qk_norms": (False,), "n_val": 256,
+                  "layers": 3, "batch_size": 16},
+          minutes=0.8),
+    Rerun(name="06-sharpness-finer-grid", chapter="06-stability",
+          claim="Full-batch GD with warmup 0/30/100 at peaks 3, 4, ..., 8 on seeds 0-5: "
+                "the largest peak at which every seed trains, with and without warmup.",
+          function="warmup:sharpness_rerun",
+          params={"warmups": (0, 30, 100), "peaks": (3, 4, 5, 6, 7, 8),
+                  "seeds": (0, 1, 2, 3, 4, 5), "steps": 150, "train_below": 0.1},
+          minutes=0.2),
+    Rerun(name="06-qk-norm-seeds-3-5", chapter="06-stability",
+          claim="Attention logits and learning-rate sensitivity of the Pre-LN Transformer "
+                "(20-step warmup, peaks 1e-3 to 1e-1), without and with qk-layernorm, on "
+                "seeds 3-5.",
+          function="warmup:warmup_grid_rerun",
+          params={"norms": ("pre",), "warmups": (20,), "lrs": _LOGIT_LRS,
+                  "seeds": (3, 4, 5), "steps": 200, "qk_norms": (False, True), "n_val": 512,
+                  "layers": 3, "batch_size": 16},
+          minutes=0.7),
+)
+"""The stored reruns of 6.2 and 6.3 (``make reruns RERUNS=<name>``)."""
