@@ -12,14 +12,22 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_site: scripts}``).
   package-lock.json) and is not committed.  The build stops with a clear
   message if it is missing: without it every figure would be a still image.
   It is copied into the site after every build, also one with no page to
-  rebuild (Sphinx then copies no static file).
+  rebuild (Sphinx then copies no static file), and so are the assets below.
 * Every top-level ``.css``/``.js`` file in ``book/_static`` is added to every
   page (sorted, so the order is stable). Jupyter Book does this only for a
   ``_static`` folder at the book root; ours lives in ``book/``. Files in
-  sub-folders are copied but not linked.
+  sub-folders are copied but not linked. Adding or removing one rewrites
+  every page (the list is a config value, ``optbook_static_assets``).
 * Citations use round brackets, "Kingma and Ba (2015)" and "(Kingma and
   Ba, 2015)": the referencing style ``author_year_round`` registered here
   (sphinxcontrib-bibtex's own ``author_year`` uses square brackets).
+* The repository's address is one setting: the environment variable
+  ``OPTBOOK_REPOSITORY`` (``make book REPOSITORY=https://github.com/OWNER/NAME``).
+  Set, it turns on the GitHub, "open issue", Binder and Colab buttons
+  (sphinx-book-theme's options) and the content of every
+  ``{optbook-if-repository}`` block, with ``{repository}`` replaced by the
+  address; unset or empty (the default), none of them appears. An address
+  that is still a placeholder stops the build.
 * sphinx-thebe (loaded by Jupyter Book whatever the config says) is removed
   from the pages: with ``launch_buttons.thebe: false`` it never runs, but it
   writes a CDN address for thebe into every page. Live code is offered
@@ -29,11 +37,17 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_site: scripts}``).
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 from pathlib import Path
 
+from docutils import nodes
+from docutils.statemachine import StringList
+
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
+from sphinx.util.docutils import SphinxDirective
 from sphinxcontrib.bibtex.plugin import register_plugin
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
@@ -48,6 +62,80 @@ MATHJAX_PACKAGE = Path("node_modules") / "mathjax" / "es5"
 MATHJAX_PARTS = ("tex-svg.js", "input", "output", "ui", "a11y", "adaptors", "sre")
 STATIC_DIR = Path("book") / "_static"
 FIGURE_RUNTIME = STATIC_DIR / "optbook-figures.js"
+
+
+REPOSITORY_VARIABLE = "OPTBOOK_REPOSITORY"
+# https://github.com/OWNER/NAME (or gitlab.com, bitbucket.org): what
+# sphinx-book-theme can build its buttons from.
+REPOSITORY_PATTERN = re.compile(
+    r"^https://(github\.com|gitlab\.com|bitbucket\.org)/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+PLACEHOLDERS = ("REPLACE-WITH-OWNER", "<repository URL>", "/OWNER/")
+
+
+def repository_address(environ=os.environ) -> str:
+    """The repository's address from the environment, "" when none is set."""
+    url = environ.get(REPOSITORY_VARIABLE, "").strip().rstrip("/")
+    if url.endswith(".git"):
+        url = url[:-4]
+    if not url:
+        return ""
+    if any(mark in url for mark in PLACEHOLDERS) or not REPOSITORY_PATTERN.match(url):
+        raise ExtensionError(
+            f"{REPOSITORY_VARIABLE}={url!r} is not a repository address: give "
+            "https://github.com/OWNER/NAME (make book REPOSITORY=...), or nothing "
+            "for a book without repository buttons.")
+    return url
+
+
+def repository_theme_options(options: dict, url: str) -> dict:
+    """sphinx-book-theme's options with the repository buttons on (``url``) or off ("")."""
+    options = dict(options or {})
+    launch = dict(options.get("launch_buttons") or {})
+    if url:
+        options.update(repository_url=url, use_repository_button=True, use_issues_button=True)
+    else:
+        options.pop("repository_url", None)
+        options.update(use_repository_button=False, use_issues_button=False,
+                       use_edit_page_button=False, use_source_button=False)
+        # without an address sphinx-book-theme would draw no launch button
+        # anyway; say so here rather than rely on it
+        for key in ("binderhub_url", "colab_url", "jupyterhub_url", "deepnote_url"):
+            launch.pop(key, None)
+    if launch or "launch_buttons" in options:
+        options["launch_buttons"] = launch
+    return options
+
+
+def configure_repository(app: Sphinx, config) -> None:
+    url = repository_address()
+    config.optbook_repository = url
+    config.html_theme_options = repository_theme_options(config.html_theme_options, url)
+
+
+class IfRepository(SphinxDirective):
+    """Content that needs the repository's address: parsed only when one is set.
+
+    ``{repository}`` in the content stands for the address (code blocks
+    included, since the text is replaced before it is parsed)::
+
+        :::{optbook-if-repository}
+        ```python
+        %pip install "optbook @ git+{repository}"
+        ```
+        :::
+    """
+
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        url = self.config.optbook_repository
+        if not url:
+            return []
+        lines = StringList([line.replace("{repository}", url) for line in self.content],
+                           items=self.content.items)
+        holder = nodes.Element()
+        self.state.nested_parse(lines, self.content_offset, holder)
+        return holder.children
 
 
 def _round() -> BracketStyle:
@@ -93,12 +181,24 @@ def check_figure_runtime(app: Sphinx) -> None:
         )
 
 
+def _static_assets(confdir: str | Path) -> list[str]:
+    static = Path(confdir) / STATIC_DIR
+    return sorted(p.name for p in static.glob("*.css")) + sorted(p.name for p in static.glob("*.js"))
+
+
+def record_static_assets(app: Sphinx, config) -> None:
+    """Name the linked assets in the config, so that adding or removing one
+    rewrites every page (a config value of kind "html" is part of the hash in
+    the build info; otherwise pages that had not changed kept the old list)."""
+    config.optbook_static_assets = _static_assets(app.confdir)
+
+
 def link_static_assets(app: Sphinx) -> None:
-    static = Path(app.confdir) / STATIC_DIR
-    for path in sorted(static.glob("*.css")):
-        app.add_css_file(path.name)
-    for path in sorted(static.glob("*.js")):
-        app.add_js_file(path.name)
+    for name in _static_assets(app.confdir):
+        if name.endswith(".css"):
+            app.add_css_file(name)
+        else:
+            app.add_js_file(name)
 
 
 def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
@@ -116,13 +216,16 @@ def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 
 
 def copy_figure_runtime(app: Sphinx, exception: Exception | None) -> None:
-    """Copy the runtime bundle on every build: Sphinx skips its static files when
-    no page is out of date, so after a change to js/ alone the site kept the old one."""
+    """Copy the runtime bundle and the other linked assets on every build: Sphinx
+    skips its static files when no page is out of date, so after a change to js/
+    (or to a .css/.js file of book/_static) alone the site kept the old one."""
     if exception is not None or app.builder.format != "html":
         return
     target = Path(app.outdir) / "_static"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(app.confdir) / FIGURE_RUNTIME, target / FIGURE_RUNTIME.name)
+    for name in _static_assets(app.confdir):
+        shutil.copy2(Path(app.confdir) / STATIC_DIR / name, target / name)
 
 
 def _is_thebe_asset(asset) -> bool:
@@ -137,11 +240,34 @@ def drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doc
             context[key] = [a for a in context[key] if not _is_thebe_asset(a)]
 
 
+def list_the_bibliography(app: Sphinx, pagename: str, templatename: str, context: dict,
+                          doctree) -> None:
+    """Bibliography entries are list items, not the deprecated ``doc-biblioentry``.
+
+    docutils' HTML5 writer (``visit_citation``, which sphinxcontrib-bibtex's
+    citations go through) writes each entry as ``<div role="doc-biblioentry">``
+    inside ``<div role="list">``. DPUB-ARIA 1.1 deprecated that role because it
+    is no valid child of a list (w3c/dpub-aria#22): axe-core reports the role
+    (aria-deprecated-role, once per entry) and the list
+    (aria-required-children, critical). The role becomes ``listitem``.
+    """
+    body = context.get("body")
+    if body and 'role="doc-biblioentry"' in body:
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def setup(app: Sphinx) -> dict:
     # after sphinx-thebe and the theme have added their assets
     app.connect("html-page-context", drop_thebe, priority=900)
+    app.connect("html-page-context", list_the_bibliography)
     app.connect("builder-inited", check_mathjax_installed)
     app.connect("builder-inited", check_figure_runtime)
+    app.add_config_value("optbook_static_assets", [], "html")
+    # the repository's address (OPTBOOK_REPOSITORY): a change re-reads every page
+    app.add_config_value("optbook_repository", "", "env")
+    app.connect("config-inited", configure_repository)
+    app.add_directive("optbook-if-repository", IfRepository)
+    app.connect("config-inited", record_static_assets)
     app.connect("builder-inited", link_static_assets)
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_figure_runtime)

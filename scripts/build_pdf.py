@@ -80,6 +80,14 @@ def heading_text(section) -> str:
     return " ".join(heading.get_text(" ", strip=True).split())
 
 
+def repository_address() -> str:
+    """The repository's address (OPTBOOK_REPOSITORY, as for the site), "" when none is set."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from book_site import repository_address as address
+
+    return address()
+
+
 def prepare_page(page: Path, title: str, author: str, repository: str) -> int:
     """Add the title page and contents, mark chapter starts; returns the chapter count."""
     soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
@@ -106,13 +114,15 @@ def prepare_page(page: Path, title: str, author: str, repository: str) -> int:
                 sub_section["id"] = f"pdf-{sub.replace('/', '-')}"
             contents.append(f'<li class="section"><a href="#{sub_section["id"]}">'
                             f"{html.escape(heading_text(sub_section))}</a></li>")
+    # the address only when the book has one (make pdf REPOSITORY=...)
+    live = ("<br>\n  The live book, with interactive figures and runnable notebooks:"
+            f"<br>{html.escape(repository)}") if repository else ""
     front = BeautifulSoup(
         f"""<div class="optbook-pdf-title">
   <p class="title">{html.escape(title)}</p>
   <p class="subtitle">An interactive textbook, with a tested optimizer library</p>
   <p class="meta">{html.escape(author)}<br>{date.today():%B %Y}<br>
-  Text and figures: CC BY 4.0 &middot; code: MIT<br>
-  The live book, with interactive figures and runnable notebooks:<br>{html.escape(repository)}</p>
+  Text and figures: CC BY 4.0 &middot; code: MIT{live}</p>
 </div>
 <nav class="optbook-pdf-contents"><h2>Contents</h2><ol>{''.join(contents)}</ol></nav>""",
         "html.parser")
@@ -151,10 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     # prepared copy goes to the output folder.
     page = SINGLE / "print.html"
     shutil.copy(SINGLE / f"{toc_documents()[0][0]}.html", page)
-    chapters = prepare_page(page, config["title"], config["author"], config["repository"]["url"])
+    chapters = prepare_page(page, config["title"], config["author"], repository_address())
     print_pdf(page, args.output)
     size = args.output.stat().st_size
-    print(f"build_pdf: {args.output.relative_to(ROOT)} ({size / 1e6:.1f} MB, {chapters} chapters and appendices)")
+    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
+    print(f"build_pdf: {shown} ({size / 1e6:.1f} MB, {chapters} chapters and appendices)")
     return 0
 
 

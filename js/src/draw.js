@@ -9,6 +9,45 @@ import { fmt } from "./controls.js";
 const SVG = "http://www.w3.org/2000/svg";
 const GRID = 96;                      // contour grid (GRID x GRID values)
 
+let clips = 0;
+
+/** A clip path the size of a panel's plot area (curves and paths stay inside it). */
+export function plotClip(svg, inner) {
+  const id = `optbook-plot-clip-${++clips}`;
+  svg.append("clipPath").attr("id", id).append("rect")
+    .attr("x", inner.x0).attr("y", inner.y1).attr("width", inner.x1 - inner.x0).attr("height", inner.y0 - inner.y1);
+  return `url(#${id})`;
+}
+
+/** An X (with a white halo, so it reads over contours and curves) centred at (x, y). */
+function crossPath(x, y, r = 5) {
+  return `M${x - r},${y - r}L${x + r},${y + r}M${x - r},${y + r}L${x + r},${y - r}`;
+}
+
+/**
+ * Where a path last leaves the plot area, in pixels: the last point inside
+ * it, moved along the next segment to the edge (the last point if that one
+ * is inside, or if none is).  As optbook.plotting's ``_exit_point``, so the
+ * page and JupyterLab put a diverged run's X at the same place.
+ */
+export function exitPoint(n, px, py, inner) {
+  const lo = [Math.min(inner.x0, inner.x1), Math.min(inner.y0, inner.y1)];
+  const hi = [Math.max(inner.x0, inner.x1), Math.max(inner.y0, inner.y1)];
+  const inside = (p) => p[0] >= lo[0] && p[0] <= hi[0] && p[1] >= lo[1] && p[1] <= hi[1];
+  const at = (t) => [px(t), py(t)];
+  let last = -1;
+  for (let t = 0; t < n; t++) if (inside(at(t))) last = t;
+  if (last < 0 || last === n - 1) return at(n - 1);
+  const a = at(last), b = at(last + 1);
+  let s = 1;
+  for (let k = 0; k < 2; k++) {
+    const d = b[k] - a[k];
+    if (d > 0) s = Math.min(s, (hi[k] - a[k]) / d);
+    else if (d < 0) s = Math.min(s, (lo[k] - a[k]) / d);
+  }
+  return [a[0] + s * (b[0] - a[0]), a[1] + s * (b[1] - a[1])];
+}
+
 export function svgPanel(parent, width, height, margin) {
   const svg = select(parent).append("svg")
     .attr("viewBox", `0 0 ${width} ${height}`).attr("class", "optbook-fig-svg")
@@ -35,16 +74,26 @@ function polyline(n, px, py) {
 export function pathPanel(parent, names, colors) {
   const W = 360, H = 330;
   const { svg, inner } = svgPanel(parent, W, H, { left: 40, right: 10, top: 24, bottom: 34 });
-  const back = svg.append("g"), axes = svg.append("g"), front = svg.append("g");
+  const back = svg.append("g"), axes = svg.append("g");
+  // paths and their dots are clipped to the plot area (a diverging run leaves
+  // it instead of crossing the title and the axes); a diverged run's X and
+  // note are drawn on top, unclipped, where its path leaves the area
+  const front = svg.append("g").attr("class", "optbook-fig-plot").attr("clip-path", plotClip(svg, inner));
+  const marks = svg.append("g");
   const title = svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16)
     .attr("text-anchor", "middle").attr("class", "optbook-fig-title");
   const lines = names.map((n, k) => front.append("path").attr("fill", "none")
     .attr("stroke", colors[k]).attr("stroke-width", 1.6).attr("stroke-linejoin", "round"));
-  // one start dot, and per optimizer an end dot or (diverged) an X, reused on every move
+  // one start dot, and per optimizer an end dot or (diverged) an X and a note, reused on every move
   const start = front.append("circle").attr("r", 3.5).attr("fill", "#333");
   const ends = names.map((n, k) => ({
     dot: front.append("circle").attr("r", 3).attr("fill", "white").attr("stroke", colors[k]),
-    cross: front.append("path").attr("stroke", colors[k]).attr("stroke-width", 2.2),
+    halo: marks.append("path").attr("stroke", "white").attr("stroke-width", 4.2).attr("display", "none"),
+    cross: marks.append("path").attr("class", "optbook-fig-diverged").attr("stroke", colors[k])
+      .attr("stroke-width", 2.2).attr("display", "none"),
+    note: marks.append("text").attr("class", "optbook-fig-diverged-note").attr("fill", colors[k])
+      .attr("font-size", 11).attr("stroke", "white").attr("stroke-width", 3).attr("paint-order", "stroke")
+      .attr("display", "none"),
   }));
   let x, y, shown = null;
 
@@ -83,20 +132,30 @@ export function pathPanel(parent, names, colors) {
     svg.attr("aria-label", `optimizer paths on ${land.title || land.name}`);
   }
 
-  // Clip to a box a little larger than the window so that a diverging path
-  // leaves the picture instead of drawing a kilometre-long SVG line.
+  // Pixel coordinates are kept within a box a little larger than the window:
+  // the clip path hides what lies outside, and no kilometre-long SVG line is drawn.
   const clamp = (v) => Math.max(-1e4, Math.min(1e4, v));
 
   function update(land, runs) {
     setLandscape(land);
+    const cx = (inner.x0 + inner.x1) / 2, cy = (inner.y0 + inner.y1) / 2;
     runs.forEach(({ run }, k) => {
       const n = run.divergedAt === null ? run.values.length : run.divergedAt;
-      lines[k].attr("d", polyline(n, (t) => clamp(x(run.path[2 * t])), (t) => clamp(y(run.path[2 * t + 1]))));
-      const ex = x(run.path[2 * (n - 1)]), ey = y(run.path[2 * (n - 1) + 1]);
-      const diverged = run.divergedAt !== null;   // an X where the last accepted point was
-      ends[k].dot.attr("cx", ex).attr("cy", ey).attr("display", diverged ? "none" : null);
-      ends[k].cross.attr("display", diverged ? null : "none")
-        .attr("d", diverged ? `M${ex - 5},${ey - 5}L${ex + 5},${ey + 5}M${ex - 5},${ey + 5}L${ex + 5},${ey - 5}` : null);
+      const px = (t) => clamp(x(run.path[2 * t])), py = (t) => clamp(y(run.path[2 * t + 1]));
+      lines[k].attr("d", polyline(n, px, py));
+      const diverged = run.divergedAt !== null;
+      const end = ends[k];
+      end.dot.attr("cx", px(n - 1)).attr("cy", py(n - 1)).attr("display", diverged ? "none" : null);
+      for (const part of [end.halo, end.cross, end.note]) part.attr("display", diverged ? null : "none");
+      if (!diverged) return;
+      // an X where the path leaves the plot area, and "diverged (step t)" beside it, towards the centre
+      const [mx, my] = exitPoint(n, px, py, inner);
+      end.halo.attr("d", crossPath(mx, my));
+      end.cross.attr("d", crossPath(mx, my));
+      const sx = Math.sign(cx - mx) || 1, sy = Math.sign(cy - my) || 1;
+      end.note.attr("x", mx + 9 * sx).attr("y", my + 9 * sy)
+        .attr("text-anchor", sx > 0 ? "start" : "end").attr("dominant-baseline", sy > 0 ? "hanging" : "auto")
+        .text(`diverged (step ${run.divergedAt})`);
     });
     if (runs.length) start.attr("cx", x(runs[0].run.path[0])).attr("cy", y(runs[0].run.path[1]));
   }
@@ -108,9 +167,16 @@ export function lossPanel(parent, names, colors) {
   const W = 430, H = 330;
   const { svg, inner } = svgPanel(parent, W, H, { left: 52, right: 12, top: 24, bottom: 34 });
   svg.attr("aria-label", "loss against steps");
-  const axes = svg.append("g"), plot = svg.append("g");
+  const axes = svg.append("g");
+  const plot = svg.append("g").attr("class", "optbook-fig-plot").attr("clip-path", plotClip(svg, inner));
   const lines = names.map((n, k) => plot.append("path").attr("fill", "none")
     .attr("stroke", colors[k]).attr("stroke-width", 1.6));
+  // a diverged run's curve ends in an X, as optbook.plotting.loss_curve draws it
+  const crosses = names.map((n, k) => ({
+    halo: svg.append("path").attr("stroke", "white").attr("stroke-width", 4.2).attr("display", "none"),
+    cross: svg.append("path").attr("class", "optbook-fig-diverged").attr("stroke", colors[k])
+      .attr("stroke-width", 2.2).attr("display", "none"),
+  }));
   svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16).attr("text-anchor", "middle")
     .attr("class", "optbook-fig-title").text("f(θₜ) − f*");
   const cursor = svg.append("line").attr("stroke", "#888").attr("stroke-dasharray", "3,3")
@@ -153,14 +219,19 @@ export function lossPanel(parent, names, colors) {
     runs.forEach(({ run }, k) => {
       const n = run.divergedAt === null ? run.values.length : run.divergedAt;
       const parts = [];
-      let pen = "M";
+      let pen = "M", last = null;
       for (let t = 0; t < n; t++) {
         const gap = run.values[t] - minimum;
         if (!(gap > 0)) { pen = "M"; continue; }
-        parts.push(`${pen}${Math.round(x(t) * 10) / 10},${Math.round(y(gap) * 10) / 10}`);
+        last = [Math.round(x(t) * 10) / 10, Math.round(y(gap) * 10) / 10];
+        parts.push(`${pen}${last[0]},${last[1]}`);
         pen = "L";
       }
       lines[k].attr("d", parts.join(""));
+      const shown = run.divergedAt !== null && last !== null;
+      for (const part of [crosses[k].halo, crosses[k].cross]) {
+        part.attr("display", shown ? null : "none").attr("d", shown ? crossPath(last[0], last[1], 4.5) : null);
+      }
     });
   }
 

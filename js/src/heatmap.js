@@ -12,7 +12,7 @@
 //   curves (optional): {panel: {title, x, y, readout}, data: [panel][row][col] -> {y: [[...]], x?}}
 //   selected: [row, col]
 
-import { select, scaleSequential, scaleLog, scaleLinear, interpolateViridis, axisBottom, axisLeft, axisRight, range,
+import { select, scaleSequential, scaleLog, scaleLinear, interpolateViridis, axisBottom, axisLeft, range,
          format, rgb } from "d3";
 import { svgPanel } from "./draw.js";
 import { curvePanel, seriesReadout, fmt4, fillReadout } from "./runs.js";
@@ -137,16 +137,19 @@ export function heatmapFigure(root, spec) {
     grids.push({ svg, at, chosen, cx, cy, best });
   });
 
-  // the shared colour scale
-  const legend = svgPanel(panelsDiv, 110, 300, { left: 8, right: 60, top: 24, bottom: 40 });
+  // the shared colour scale: a horizontal bar on a row of its own under the grids, as wide as a grid,
+  // so that on a phone the grids keep their full width (a vertical bar beside the last grid shrank it)
+  // and its labels are as large as the grids' own
+  const legend = svgPanel(panelsDiv, 330, 62, { left: 58, right: 18, top: 22, bottom: 22 });
   legend.svg.attr("class", "optbook-fig-svg optbook-fig-legend").attr("aria-label", `colour scale of ${spec.value.label}`);
-  const L = legend.inner, steps = 40;
-  const scaleL = (spec.value.scale === "log" ? scaleLog() : scaleLinear()).domain([lo, hi]).range([L.y0, L.y1]);
-  legend.svg.append("g").selectAll("rect").data(range(steps)).join("rect").attr("x", L.x0).attr("width", L.x1 - L.x0)
-    .attr("y", (k) => L.y0 - ((k + 1) * (L.y0 - L.y1)) / steps).attr("height", (L.y0 - L.y1) / steps + 0.5)
-    .attr("fill", (k) => fill(scaleL.invert(L.y0 - ((k + 0.5) * (L.y0 - L.y1)) / steps)));
-  legend.svg.append("g").attr("transform", `translate(${L.x1},0)`).call(axisRight(scaleL).ticks(5, "~g"));
-  legend.svg.append("text").attr("x", L.x0).attr("y", 16).attr("class", "optbook-fig-axis").text(spec.value.label);
+  const L = legend.inner, steps = 40, span = L.x1 - L.x0;
+  const scaleL = (spec.value.scale === "log" ? scaleLog() : scaleLinear()).domain([lo, hi]).range([L.x0, L.x1]);
+  legend.svg.append("g").selectAll("rect").data(range(steps)).join("rect")
+    .attr("x", (k) => L.x0 + (k * span) / steps).attr("width", span / steps + 0.5)
+    .attr("y", L.y1).attr("height", L.y0 - L.y1)
+    .attr("fill", (k) => fill(scaleL.invert(L.x0 + ((k + 0.5) * span) / steps)));
+  legend.svg.append("g").attr("transform", `translate(0,${L.y0})`).call(axisBottom(scaleL).ticks(5, "~g"));
+  legend.svg.append("text").attr("x", L.x0).attr("y", 14).attr("class", "optbook-fig-axis").text(spec.value.label);
 
   const readout = select(root).append("ul").attr("class", "optbook-fig-readout");
   spec.panels.forEach((panel, p) => {

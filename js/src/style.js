@@ -17,5 +17,5 @@ export const CSS = `
 .optbook-phase-region{stroke:none}
 .optbook-fig-hover{font-size:.8em;font-family:monospace;min-height:2.6em;margin:.2em 0;overflow-wrap:anywhere}
 .optbook-fig-svg:focus{outline:2px solid #1f77b4}
-.optbook-fig-legend{flex:0 0 70px;max-width:90px}
+.optbook-fig-legend{flex:1 1 100%;max-width:min(100%,360px)}
 `;
