@@ -51,6 +51,8 @@ import torch
 import optbook
 from optbook.torch import ChainOptimizer, classic, fast_path
 
+from test_fast_path_slices import sliced_spy
+
 torch.set_num_threads(1)
 
 STEPS = 4
@@ -201,17 +203,6 @@ def run(make, dtype, layout, configure=lambda opt: None):
         assert params[0].grad.is_contiguous() == (layout == "contiguous")
         opt.step()
     return [p.detach().clone() for p in params], start, opt
-
-
-def sliced_spy(monkeypatch):
-    count = {"tensors": 0}
-    original = fast_path.ChainPlan._run_in_slices
-
-    def spy(self, p, *args):
-        count["tensors"] += 1
-        return original(self, p, *args)
-    monkeypatch.setattr(fast_path.ChainPlan, "_run_in_slices", spy)
-    return count
 
 
 def disagreement(ours, reference, dtype):

@@ -24,10 +24,8 @@ from optimizer_problem import make_problem, train
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def sliced_runs(monkeypatch):
-    """Slices of 5 elements, and a count of the tensors run in slices."""
-    monkeypatch.setattr(fast_path, "CHUNK", 5)
+def sliced_spy(monkeypatch):
+    """A count of the tensors the fast path runs in slices (``count["tensors"]``)."""
     count = {"tensors": 0}
     original = fast_path.ChainPlan._run_in_slices
 
@@ -36,6 +34,13 @@ def sliced_runs(monkeypatch):
         return original(self, p, *args)
     monkeypatch.setattr(fast_path.ChainPlan, "_run_in_slices", spy)
     return count
+
+
+@pytest.fixture(autouse=True)
+def sliced_runs(monkeypatch):
+    """Slices of 5 elements, and a count of the tensors run in slices."""
+    monkeypatch.setattr(fast_path, "CHUNK", 5)
+    return sliced_spy(monkeypatch)
 
 
 def in_place(make):

@@ -11,15 +11,13 @@ CSS ``@import``/``url()``, and URLs that inline scripts would load.
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html"))
+from built_site import SITE, html_pages
 
 # Attributes through which a page makes the browser fetch something.
 FETCHING_ATTRIBUTES = {
@@ -91,16 +89,7 @@ def _is_navigation_link(attrs: dict) -> bool:
 
 
 def _pages() -> list[Path]:
-    if not (SITE / "index.html").is_file():
-        message = f"no built site at {SITE}: run `make book` first"
-        # `make test-site` sets OPTBOOK_REQUIRE_SITE=1: there a missing site is
-        # a failure, never a skip. A plain `pytest tests` before any build skips.
-        if os.environ.get("OPTBOOK_REQUIRE_SITE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    # _static holds theme template fragments (Jinja macros), not pages
-    return sorted(p for p in SITE.rglob("*.html")
-                  if p.relative_to(SITE).parts[0] not in ("_static", "_sources"))
+    return html_pages()
 
 
 def _parse(page: Path) -> ResourceCollector:

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html"))
+from built_site import ROOT, SITE, require_site
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import book_site  # noqa: E402
@@ -38,12 +37,7 @@ BUTTON_HOSTS = re.compile(r'href="(https://(?:mybinder\.org|colab\.research\.goo
 
 
 def _site_files() -> list[Path]:
-    if not (SITE / "index.html").is_file():
-        message = f"no built site at {SITE}: run `make book` first"
-        if os.environ.get("OPTBOOK_REQUIRE_SITE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return sorted(p for p in SITE.rglob("*")
+    return sorted(p for p in require_site().rglob("*")
                   if p.is_file() and p.suffix in (".html", ".js", ".txt", ".md", ".ipynb", ".json")
                   and "mathjax" not in p.parts)
 

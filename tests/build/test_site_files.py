@@ -7,28 +7,18 @@ file must be in the site.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import pytest
+from built_site import SITE, html_pages
 
-ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html"))
 ICON = re.compile(r'<link\b[^>]*\brel="(?:shortcut )?icon"[^>]*>')
 HREF = re.compile(r'\bhref="([^"]+)"')
 
 
 def _pages() -> list[Path]:
-    if not (SITE / "index.html").is_file():
-        message = f"no built site at {SITE}: run `make book` first"
-        if os.environ.get("OPTBOOK_REQUIRE_SITE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    # _static holds template fragments; the root index.html only redirects
-    return sorted(p for p in SITE.rglob("*.html")
-                  if p.relative_to(SITE).parts[0] not in ("_static", "_sources")
-                  and p.relative_to(SITE).as_posix() != "index.html")
+    # the root index.html only redirects
+    return [p for p in html_pages() if p.relative_to(SITE).as_posix() != "index.html"]
 
 
 def test_every_page_names_an_icon_that_exists():
