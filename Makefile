@@ -54,6 +54,8 @@ help:
 # PyPI). An unreachable index costs a warning and ~15 s, never a failure.
 # `make book TORCH_INDEX=` skips that index.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
+PIP_PIN := $(shell grep -E '^pip==' requirements.txt)
 
 # The repository's public address, one setting: make book REPOSITORY=https://github.com/OWNER/NAME
 # (also make pdf / make test). Unset (the default): no GitHub, issue, Binder or Colab
@@ -61,8 +63,6 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # scripts/book_site.py, scripts/build_pdf.py and the tests read OPTBOOK_REPOSITORY.
 REPOSITORY ?= $(OPTBOOK_REPOSITORY)
 export OPTBOOK_REPOSITORY := $(REPOSITORY)
-TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
-PIP_PIN := $(shell grep -E '^pip==' requirements.txt)
 
 $(VENV_STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
