@@ -21,10 +21,9 @@ import re
 
 import pytest
 
-from optbook import figure_spec as F
-from optbook import landscapes
 from optbook.plotting import _exit_point
 
+from figure_runs import runs_at
 from site_audit import SITE, WIDTHS, open_page
 
 CHAPTER = SITE / "book" / "03-momentum.html"
@@ -61,13 +60,6 @@ def _overlap(a, b) -> bool:
     return min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1
 
 
-def _landscape(spec):
-    params = dict(spec.get("params", {}))
-    if spec["name"] == "quadratic":
-        return landscapes.quadratic(params["kappa"], math.atan2(params["s"], params["c"]))
-    return landscapes.get_landscape(spec["name"], **params)
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_diverged_runs_are_clipped_and_marked_like_jupyterlab(browser, width):
     page = open_page(browser, CHAPTER, width)
@@ -97,14 +89,7 @@ def test_diverged_runs_are_clipped_and_marked_like_jupyterlab(browser, width):
     assert sorted(paths["notes"]) == sorted(f"diverged (step {s})" for s in diverged.values())
 
     # the X on the path panel stands where optbook.plotting puts it
-    values = dict(state["values"])
-    land_spec, steps = spec.get("landscape"), spec["steps"]
-    if spec.get("choices"):
-        choice = spec["choices"][state["choice"]]
-        land_spec, steps = choice["landscape"], choice["steps"]
-        values.update(choice.get("constants", {}))
-    land = _landscape(land_spec)
-    runs = F.spec_runs(spec, values, land=land, steps=steps)
+    land, runs = runs_at(spec, state)
     x0, y0, x1, y1 = paths["clip"]
     to_px = lambda p: (x0 + (p[0] - land.xlim[0]) / (land.xlim[1] - land.xlim[0]) * (x1 - x0),
                        y1 - (p[1] - land.ylim[0]) / (land.ylim[1] - land.ylim[0]) * (y1 - y0))

@@ -40,6 +40,7 @@ import pytest
 
 from optbook import figure_spec as F
 
+from figure_runs import runs_at
 from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_runs_figure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,14 +128,8 @@ def _check_against_optbook(root, spec):
         return _check_schedule_figure(root, spec)
     state = root.evaluate("""r => ({values: r.optbookFigure.values,
         choice: r.querySelector("select") ? r.querySelector("select").selectedIndex : 0})""")
-    values = dict(state["values"])
-    land_spec, steps = spec.get("landscape"), spec["steps"]
-    if spec.get("choices"):
-        c = spec["choices"][state["choice"]]
-        land_spec, steps = c["landscape"], c["steps"]
-        values.update(c.get("constants", {}))
-    land = _landscape(land_spec)
-    runs = F.spec_runs(spec, values, land=land, steps=steps)
+    land, runs = runs_at(spec, state)
+    values = state["values"]
     shown = _readout_numbers(root.locator(".optbook-fig-readout").inner_text())
     assert len(shown) == len(spec["optimizers"])
     for (label, kind, number), opt in zip(shown, spec["optimizers"]):
@@ -146,15 +141,6 @@ def _check_against_optbook(root, spec):
             assert kind == "gap", (label, values)
             assert math.isclose(number, float(f"{gap:.3g}"), rel_tol=1e-12, abs_tol=1e-300), \
                 (label, values, number, gap)
-
-
-def _landscape(spec):
-    from optbook import landscapes
-
-    params = dict(spec.get("params", {}))
-    if spec["name"] == "quadratic":       # the spec stores cos and sin of the angle
-        return landscapes.quadratic(params["kappa"], math.atan2(params["s"], params["c"]))
-    return landscapes.get_landscape(spec["name"], **params)
 
 
 def _check_slider(page, root, spec, control, param):
