@@ -38,7 +38,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from optbook import figure_spec as F
 
 from figure_runs import runs_at
 from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_runs_figure
