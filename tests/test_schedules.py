@@ -564,3 +564,52 @@ def test_wsd_stable_phase_is_the_peak_bit_for_bit(shape):
     assert ours(schedule, total + 1)[stable].tolist() == [peak] * len(stable)
     assert schedule(np.arange(total + 1))[stable].tolist() == [peak] * len(stable)
     assert schedule(total - cool + 1) < peak
+
+
+def _hagele_wsd_factor(step, n_iterations, fract_decay, decay_type, final_factor=0.0):
+    """The multiplier of Hägele et al.'s reference code (epfml/schedules-and-scaling,
+    src/optim/utils.py, ``wsd_schedule`` with ``n_warmup=0``), written out from their
+    formulas: 1 until ``n_hold = n_iterations - int(fract_decay * n_iterations)``, then
+    ``final + (1 - final) * g(s)`` with ``s = (step - n_hold) / n_anneal`` and
+    ``g = 1 - s`` ("linear"), ``1 - sqrt(s)`` ("sqrt"), ``(1 + cos(pi s)) / 2``
+    ("cosine"); ``final`` from ``n_iterations`` on."""
+    n_anneal = int(fract_decay * n_iterations)
+    n_hold = n_iterations - n_anneal
+    if step < n_hold:
+        return 1.0
+    if step >= n_iterations:
+        return final_factor
+    s = (step - n_hold) / n_anneal
+    g = {"linear": 1 - s, "sqrt": 1 - math.sqrt(s),
+         "cosine": (1 + math.cos(math.pi * s)) * 0.5}[decay_type]
+    return final_factor + (1 - final_factor) * g
+
+
+@pytest.mark.parametrize("ours, theirs", [("1-sqrt", "sqrt"), ("linear", "linear"),
+                                          ("cosine", "cosine")])
+@pytest.mark.parametrize("total, frac, final", [(100, 0.2, 0.0), (1000, 0.1, 0.0), (77, 0.25, 0.1)])
+def test_wsd_cooldown_is_hagele_reference_schedule(ours, theirs, total, frac, final):
+    """Hägele et al. (2024) recommend the 1-sqrt cooldown; their code's multiplier times the
+    peak is our schedule, step for step (no warmup: theirs starts at peak/100)."""
+    peak = 0.3
+    cool = int(frac * total)
+    schedule = warmup_stable_decay(peak, 0, total, cool, final * peak, cooldown=ours)
+    expected = [peak * _hagele_wsd_factor(t, total, frac, theirs, final) for t in range(total + 5)]
+    np.testing.assert_allclose(ours_lrs := schedule(np.arange(total + 5)), expected,
+                               rtol=1e-12, atol=1e-15)
+    assert ours_lrs[total - cool] == peak and ours_lrs[total] == pytest.approx(final * peak)
+
+
+def test_one_minus_sqrt_cooldown_spends_a_third_of_the_linear_area_gap():
+    """Closed form: int_0^1 (1 - sqrt(s)) ds = 1/3 against 1/2 for the linear cooldown, so over
+    a long cooldown the mean rate is peak/3; and 1 - sqrt(s) <= 1 - s everywhere (it drops
+    faster at the start: its slope is infinite at s = 0)."""
+    peak, total, cool = 1.0, 20000, 10000
+    sqrt_part = warmup_stable_decay(peak, 0, total, cool, cooldown="1-sqrt")(
+        np.arange(total - cool, total))
+    linear_part = warmup_stable_decay(peak, 0, total, cool)(np.arange(total - cool, total))
+    assert sqrt_part.mean() == pytest.approx(1 / 3, abs=1e-3)
+    assert linear_part.mean() == pytest.approx(1 / 2, abs=1e-3)
+    assert np.all(sqrt_part <= linear_part + 1e-15)
+    # the first cooldown step already drops by sqrt(1/T_c), not 1/T_c
+    assert 1 - sqrt_part[1] == pytest.approx(math.sqrt(1 / cool), rel=1e-9)

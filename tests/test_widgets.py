@@ -390,7 +390,20 @@ def test_schedule_figure_is_computed_in_the_page():
     assert spec["choices"][spec["choice"]]["value"] == "wsd"
     ranges = {p["name"]: (p["min"], p["max"], p["value"], p["scale"]) for p in spec["params"]}
     assert ranges == {"peak": (0.05, 1.99, 0.5, "linear"), "warmup_frac": (0.0, 0.5, 0.0, "linear"),
-                      "cooldown_frac": (0.005, 1.0, 0.1, "linear")}
+                      "cooldown_frac": (0.005, 1.0, 0.1, "linear"),
+                      "noise": (0.0, 2.0, 1.0, "linear")}
+    # the cooldown-shape and final-rate menus: optbook's shapes, 0 or 10 % of the peak
+    assert [c["value"] for c in spec["cooldowns"]] == list(S.NQM_COOLDOWNS) == \
+        ["linear", "1-sqrt", "cosine"]
+    assert [c["value"] for c in spec["ends"]] == [0.0, 0.1] and spec["end"] == 0
+    assert spec["cooldowns"][spec["cooldown"]]["value"] == "linear"
+    other = widgets.schedule_figure(cooldown="1-sqrt", end_frac=0.1, noise=0.5).spec
+    assert other["cooldowns"][other["cooldown"]]["value"] == "1-sqrt" and other["end"] == 1
+    assert {p["name"]: p["value"] for p in other["params"]}["noise"] == 0.5
+    # the still image / kernel widget draws the same options (draw_nqm)
+    assert set(e.grid) == {"shape", "cooldown", "end_frac", "peak", "warmup_frac",
+                           "cooldown_frac", "noise"}
+    assert e.grid["cooldown"] == ("linear", "1-sqrt", "cosine") and e.grid["end_frac"] == (0.0, 0.1)
     # the page gets exactly the numbers nqm_loss uses: 20 log-spaced curvatures
     # from 1 to 0.01, at 6 significant digits (no digit that depends on a kernel)
     assert spec["curvatures"] == list(S.NQM_CURVATURES)
@@ -404,48 +417,10 @@ def test_schedule_figure_is_computed_in_the_page():
     assert len(html_text) < 100_000
     with pytest.raises(ValueError, match="Invalid shape"):
         widgets.schedule_figure(shape="step")
-
-
-def test_warmup_curves_figure_stores_the_grids_curves():
-    """Chapter 6.2 on the stored-runs kind: a menu and two snapping sliders over the stored
-    grid; every stored curve is the grid's curve to 4 significant digits; the grey
-    reference (warmup 0, same rate) is stored exactly where warmup > 0."""
-    from optbook.experiments.warmup import WarmupGrid
-
-    rng = np.random.default_rng(0)
-    shape = (3, 2, 3)
-
-    def grid(norm):
-        curves = rng.random(shape + (4,)) * 3
-        return WarmupGrid(norm, (0, 5, 10), (1e-2, 3e-2), (0, 1, 2), curves[..., -1].copy(),
-                          np.zeros(shape), np.array([5, 10, 15, 20]), curves, np.zeros(shape))
-
-    grids = {"post": grid("post"), "pre": grid("pre")}
-    e = widgets.warmup_curves_figure(grids, norm="pre", lr=3e-2, warmup=5)
-    spec = e.spec
-    assert spec["kind"] == "runs" and spec["params"] == []
-    assert [(a["name"], a["numeric"]) for a in spec["axes"]] == \
-        [("norm", False), ("lr", True), ("warmup", True)]
-    assert [a["value"] for a in spec["axes"]] == [1, 1, 1]
-    assert spec["panels"][1]["x"]["values"] == [5, 10, 15, 20]
-    for (n, norm), (j, _), (i, w) in itertools.product(enumerate(("post", "pre")),
-                                                        enumerate((1e-2, 3e-2)),
-                                                        enumerate((0, 5, 10))):
-        point = spec["points"][(n * 2 + j) * 3 + i]       # first axis most significant
-        right = point["panels"][1]["series"]
-        np.testing.assert_allclose(right["run"]["y"], grids[norm].curves[i, j], rtol=5e-4)
-        assert ("reference" in right) == (w > 0)
-        if w:
-            np.testing.assert_allclose(right["reference"]["y"], grids[norm].curves[0, j], rtol=5e-4)
-        eta = point["panels"][0]["series"]["eta"]     # corners: 0 at t=0 (peak if no warmup), peak from t=w
-        peak = (1e-2, 3e-2)[j]
-        assert eta["y"][0][0] == (0.0 if w else peak) and eta["y"][0][-1] == pytest.approx(peak)
-        assert eta["x"] == sorted({0, w, 19})
-    assert "layer norm (norm, menu): [Post-LN, Pre-LN], default Pre-LN" in repr(e)
-    html_text = e.static_html()
-    assert 'data-optbook-kind="runs"' in html_text and html_text.count("data:image/png") == 1
-    with pytest.raises(ValueError, match="Invalid default"):
-        widgets.warmup_curves_figure(grids, lr=0.5)
+    with pytest.raises(ValueError, match="Invalid cooldown"):
+        widgets.schedule_figure(cooldown="exp")
+    with pytest.raises(ValueError, match="Invalid end_frac"):
+        widgets.schedule_figure(end_frac=0.05)
 
 
 # --- stored-runs figures (optbook.stored_figures) ---------------------------------------
@@ -490,6 +465,23 @@ def test_curves_figure_stores_every_grid_point_in_product_order():
     assert "η (lr, slider): [0.1, 0.2, 0.4], default 0.2" in text and "case (opt, menu)" in text
     html_text = e.static_html()
     assert html_text.count("data:image/png") == 1 and 'data-optbook-kind="runs"' in html_text
+
+
+def test_curves_figure_colours_are_css_and_references_keep_their_own():
+    """The page draws with the stored colour string, so a matplotlib cycle code ("C1"),
+    which draws nothing there, is refused by name; a reference series is grey unless it
+    names its own colour (two references must stay apart)."""
+    from optbook.stored_figures import Series
+
+    kw = dict(axes=[Axis("lr", "η", [0.1, 0.2]), Axis("opt", "case", ["a", "b"])],
+              panels=[Panel("loss", x=[0, 1, 2, 3, 4])],
+              title="t")
+    with pytest.raises(ValueError, match="Invalid color for series 'b': 'C1'"):
+        widgets.curves_figure(_grid_data, series=[Series("a"), Series("b", color="C1")], **kw)
+    e = widgets.curves_figure(_grid_data, series=[Series("a", reference=True),
+                                                  Series("b", color="#444444", reference=True)],
+                              **kw)
+    assert [s["color"] for s in e.spec["series"]] == ["#999999", "#444444"]
 
 
 def test_curves_figure_stores_divergence_as_null_and_marks_notes():

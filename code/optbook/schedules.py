@@ -22,7 +22,7 @@ cosine_annealing        eta_min + (eta_max - eta_min)(1 + cos(pi t / T)) / 2
 linear_decay            eta_max * (1 - t / T)
 inverse_sqrt            eta_max * min(t / T_w, sqrt(T_w / t))  ~  eta_0 / sqrt(t)
 warmup_cosine           linear warmup, then cosine to eta_min = 0.1 eta_max
-warmup_stable_decay     warmup, constant eta_max, short final cooldown  (WSD)
+warmup_stable_decay     warmup, eta_max, cooldown: linear, 1-sqrt, cosine (WSD)
 one_cycle               1cycle: ramp up, then anneal far below the start (OneCycleLR)
 cosine_restarts         SGDR: cosine periods T_0, T_0 T_mult, ...    (CosineAnnealingWarmRestarts)
 join_schedules          one schedule after another (as optax.join_schedules)
@@ -287,6 +287,15 @@ def warmup_stable_decay(peak: float, warmup_steps: int, total_steps: int,
     ``T_w + T_c <= T``. The constant phase does not depend on ``T``: a run can
     branch into its cooldown at any step, which is why one long run at constant
     rate gives the model at many budgets.
+
+    Two differences from Hägele et al.'s reference code (``wsd_schedule`` in their
+    ``src/optim/utils.py``), neither of which changes anything after the warmup:
+    the warmup here starts from 0 (step 0 has rate 0 and is spent), theirs from
+    ``peak / 100`` (``init_div_factor=100``); and the cooldown length is whatever the
+    caller passes, which this book's callers compute as ``round(frac * T)``
+    (e.g. :func:`optbook.experiments.schedules.make_schedule`), where theirs is
+    ``int(frac * T)``: the two differ by one step whenever ``frac * T`` is not an
+    integer and rounds up (no budget used in the book: 20 % of each is an integer).
 
     Hu et al. (2024), MiniCPM; Hägele et al. (2024), "Scaling Laws and
     Compute-Optimal Training Beyond Fixed Training Durations".

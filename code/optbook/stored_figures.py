@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -33,6 +34,7 @@ __all__ = ["Axis", "Panel", "Series", "Mark", "Curve", "curves_figure", "heatmap
 
 DIGITS = 4          # significant digits stored (the readouts print what is stored)
 GREY = "#999999"
+_CSS_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-z]+)$")
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#17becf", "#bcbd22", "#7f7f7f"]
 
@@ -291,10 +293,15 @@ def curves_figure(data: Union[Mapping, Callable[..., Any]], *, axes: Sequence[Ax
         raise ValueError(f"Invalid data: series {sorted(unknown)} not in series=")
     series_spec = []
     for k, s in enumerate(series):
+        if s.color is not None and not _CSS_COLOR.match(s.color):
+            # the page draws with this string: a matplotlib cycle code ("C1") draws nothing
+            raise ValueError(f"Invalid color for series {s.name!r}: {s.color!r} "
+                             "(a CSS colour such as '#ff7f0e' or 'grey')")
         color = s.color or _series_color(s.name, k)
+        # a reference is grey unless it names its own colour (two references, two greys)
         series_spec.append({"name": s.name, "label": s.label or _series_label(s.name),
-                            "color": GREY if s.reference else color, "mean": bool(s.mean),
-                            "reference": bool(s.reference)})
+                            "color": (s.color or GREY) if s.reference else color,
+                            "mean": bool(s.mean), "reference": bool(s.reference)})
     panel_spec = [_panel_spec(p, i, points) for i, p in enumerate(panels)]
     spec = {
         "kind": "runs", "params": [], "headline": headline,

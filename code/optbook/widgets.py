@@ -53,7 +53,7 @@ built book and checks the readout against optbook.
 Ready-made figures: :func:`gd_learning_rate_explorer` (chapter 1),
 :func:`sgd_noise_figure` (2), :func:`momentum_figure` and
 :func:`heavy_ball_phase_figure` (3), :func:`adam_betas_figure` (5.1),
-:func:`schedule_figure` (6.1); of stored runs: :func:`warmup_curves_figure`
+:func:`schedule_figure` (6.1); of stored runs: ``experiments.warmup.warmup_figure``
 (6.2), ``experiments.lr_finder.range_test_explorer`` (7.2) and
 ``experiments.debugging.symptom_explorer`` (7.5).  A
 figure the catalogue does not cover (another kind of panel) is a new ``kind``
@@ -142,7 +142,7 @@ from .stored_figures import Axis, Curve, Mark, Panel, Series, curves_figure, hea
 __all__ = ["Explorer", "WIDGET_VIEW_MIME", "optimizer_runs", "draw_runs", "optimizer_explorer",
            "gd_learning_rate_runs", "gd_regime", "gd_learning_rate_explorer", "figure_html",
            "spec_figure", "heavy_ball_phase_figure", "adam_betas_figure", "momentum_figure",
-           "sgd_noise_figure", "schedule_figure", "warmup_curves_figure", "curves_figure",
+           "sgd_noise_figure", "schedule_figure", "curves_figure",
            "heatmap_figure", "Axis", "Panel", "Series", "Mark", "Curve"]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
@@ -1117,19 +1117,23 @@ def _cycle_color(k: int) -> str:
 
 
 def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 0.0,
-                    cooldown_frac: float = 0.1, steps: int = 200) -> Explorer:
+                    cooldown_frac: float = 0.1, steps: int = 200, cooldown: str = "linear",
+                    end_frac: float = 0.0, noise: float = 1.0) -> Explorer:
     r"""Chapter 6.1: a learning-rate schedule and the exact expected loss of SGD it
     produces on the noisy quadratic model.
 
-    Controls: the shape (constant, cosine, linear, wsd; a menu), the peak rate
-    :math:`\eta \in [0.05, 1.99]`, the warmup fraction in :math:`[0, 0.5]` and
-    WSD's cooldown fraction in :math:`(0, 1]` (its slider starts at one step).
+    Controls: the shape (constant, cosine, linear, wsd; a menu), WSD's cooldown
+    shape (linear, :math:`1-\sqrt{x}`, cosine; a menu), the final rate of the
+    decaying shapes (0 or 10 % of the peak; a menu), the peak rate
+    :math:`\eta \in [0.05, 1.99]`, the warmup fraction in :math:`[0, 0.5]`, WSD's
+    cooldown fraction in :math:`(0, 1]` (its slider starts at one step) and the
+    gradient-noise scale :math:`\sigma \in [0, 2]`.
     The page recomputes :math:`\eta_t` with
     :func:`optbook.experiments.schedules.nqm_schedule`'s formulas and the loss
     with :func:`~optbook.experiments.schedules.nqm_loss`'s recursion
     :math:`m_i \leftarrow (1-\eta_t h_i)^2 m_i + \eta_t^2 h_i \sigma^2` over the
     same 20 curvatures (from 1 to 0.01), next to the constant rate with the same
-    peak and warmup in grey, and reads out both losses at step ``steps // 4``
+    peak, warmup and noise in grey, and reads out both losses at step ``steps // 4``
     (where warmup shows) and at the end.  The kernel
     widget and the still image are :func:`~optbook.experiments.schedules.draw_nqm`.
     """
@@ -1139,6 +1143,13 @@ def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 
     shapes = list(S.NQM_SHAPES)
     if shape not in shapes:
         raise ValueError(f"Invalid shape: {shape!r} (one of {', '.join(shapes)})")
+    cooldowns = list(S.NQM_COOLDOWNS)
+    if cooldown not in cooldowns:
+        raise ValueError(f"Invalid cooldown: {cooldown!r} (one of {', '.join(cooldowns)})")
+    ends = [0.0, 0.1]
+    if end_frac not in ends:
+        raise ValueError(f"Invalid end_frac: {end_frac!r} (0 or 0.1: the final rate as a "
+                         "fraction of the peak)")
     steps = int(steps)
     # the curvatures nqm_loss uses by default: the page must use the same ones
     curvatures = S.NQM_CURVATURES
@@ -1147,85 +1158,33 @@ def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 
               F.param_spec("warmup_frac", "warmup / T", 0.0, 0.5, warmup_frac, "linear",
                            title="warmup length as a fraction of the run"),
               F.param_spec("cooldown_frac", "cooldown / T (WSD)", 1.0 / steps, 1.0, cooldown_frac,
-                           "linear", title="WSD's cooldown length as a fraction of the run")]
+                           "linear", title="WSD's cooldown length as a fraction of the run"),
+              F.param_spec("noise", "noise σ", 0.0, 2.0, noise, "linear",
+                           title="gradient noise scale σ")]
+    cooldown_labels = {"linear": "linear", "1-sqrt": "1 − √x", "cosine": "cosine"}
     spec = {
         "kind": "schedule", "steps": steps, "curvatures": [float(h) for h in curvatures],
         "noise": 1.0, "start": 1.0, "checkpoint": steps // 4,
         "choices": [{"label": s, "value": s} for s in shapes], "choice": shapes.index(shape),
-        "choiceLabel": "schedule", "params": params, "refLabel": "constant η (same peak, warmup)",
+        "choiceLabel": "schedule",
+        "cooldowns": [{"label": cooldown_labels[c], "value": c} for c in cooldowns],
+        "cooldown": cooldowns.index(cooldown),
+        "ends": [{"label": "0", "value": 0.0}, {"label": "10 % of peak", "value": 0.1}],
+        "end": ends.index(end_frac),
+        "params": params, "refLabel": "constant η (same peak, warmup)",
         "color": _cycle_color(0),
-        "etaMax": 2.05, "lossRange": [1e-3, 10.0],
+        "etaMax": 2.05, "lossRange": [1e-4, 10.0],
     }
 
-    def draw(shape, peak, warmup_frac, cooldown_frac):
-        return S.draw_nqm(shape, peak, warmup_frac, cooldown_frac, steps)
+    def draw(shape, cooldown, end_frac, peak, warmup_frac, cooldown_frac, noise):
+        return S.draw_nqm(shape, peak, warmup_frac, cooldown_frac, steps, cooldown=cooldown,
+                          end_frac=end_frac, noise=noise)
 
-    grid = {"shape": shapes, **{p["name"]: sorted({p["min"], p["value"], p["max"]}) for p in params}}
-    defaults = {"shape": shape, **{p["name"]: p["value"] for p in params}}
-    labels = {"shape": "schedule", **{p["name"]: p["label"] for p in params}}
+    grid = {"shape": shapes, "cooldown": cooldowns, "end_frac": ends,
+            **{p["name"]: sorted({p["min"], p["value"], p["max"]}) for p in params}}
+    defaults = {"shape": shape, "cooldown": cooldown, "end_frac": end_frac,
+                **{p["name"]: p["value"] for p in params}}
+    labels = {"shape": "schedule", "cooldown": "cooldown (WSD)", "end_frac": "final η / peak",
+              **{p["name"]: p["label"] for p in params}}
     return Explorer(draw, grid, defaults, labels=labels,
-                    title="Schedules on the noisy quadratic", spec=spec, max_frames=1000)
-
-
-def warmup_curves_figure(grids: Mapping, norm: str = "post", lr: float = 3e-2, warmup: int = 100,
-                         vocab: int = 16) -> Explorer:
-    r"""Chapter 6.2: the warmup grid's stored training curves, drawn in the page.
-
-    ``grids`` maps "post"/"pre" to an :class:`optbook.experiments.warmup.WarmupGrid`
-    (the first warmup must be 0: it is the grey reference).  A stored-runs
-    figure (:func:`curves_figure`): a menu for the layer norm, sliders that
-    snap to the stored peak rates and warmups; the left panel is the schedule
-    :math:`\eta_t` (stored at its corners: it is piecewise linear), the right
-    one every seed's validation loss, their mean, and the same rate without
-    warmup in grey; the readout gives the final losses as mean (min–max) over
-    seeds.  The still image and the kernel widget are
-    :func:`optbook.experiments.warmup.draw_warmup_runs`.
-    """
-    from . import schedules as sch
-    from . import stored_figures as S
-    from .experiments import warmup as Wm
-
-    norms = [n for n in ("post", "pre") if n in grids]
-    if not norms or set(grids) != set(norms):
-        raise ValueError(f"Invalid grids: keys {sorted(grids)} (expected 'post' and/or 'pre')")
-    first = grids[norms[0]]
-    for n in norms:
-        g = grids[n]
-        if (g.warmups, g.lrs, g.seeds) != (first.warmups, first.lrs, first.seeds) or \
-                not np.array_equal(g.eval_steps, first.eval_steps):
-            raise ValueError("Invalid grids: the norms' grids differ in warmups, rates, seeds or evals")
-    if first.warmups[0] != 0:
-        raise ValueError(f"Invalid grids: first warmup {first.warmups[0]} (must be 0, the reference)")
-    if norm not in norms or lr not in first.lrs or warmup not in first.warmups:
-        raise ValueError(f"Invalid default: norm={norm!r}, lr={lr!r}, warmup={warmup!r}")
-    steps = int(first.eval_steps[-1])
-    labels = {"post": "Post-LN", "pre": "Pre-LN"}
-
-    def data(norm, lr, warmup):
-        g = grids[norm]
-        i, j = g.warmups.index(warmup), g.lrs.index(lr)
-        corners = sorted({0, min(int(warmup), steps - 1), steps - 1})
-        eta = sch.linear_warmup(lr, warmup)(np.array(corners))
-        right = {"run": g.curves[i, j]}
-        if warmup:
-            right["reference"] = g.curves[0, j]
-        return [{"eta": S.Curve(np.asarray(eta, dtype=float), x=corners)}, right]
-
-    color = _cycle_color(0)
-    return S.curves_figure(
-        data,
-        axes=[S.Axis("norm", "layer norm", norms, labels=[labels[n] for n in norms], default=norm),
-              S.Axis("lr", "peak η", list(first.lrs), default=lr),
-              S.Axis("warmup", "warmup steps", list(first.warmups), default=warmup)],
-        panels=[S.Panel("learning rate η_t", xlabel="step t", ylabel="η_t", xlim=(0, steps),
-                        ylim=(0, 1.05 * max(first.lrs)), readout="none"),
-                S.Panel("validation loss (each seed, mean thick)", x=list(first.eval_steps),
-                        ylabel="validation loss", xlim=(0, steps), ylim=(0, 3.0),
-                        marks=[S.Mark("hline", y=math.log(vocab), text="chance")])],
-        series=[S.Series("eta", "η_t", color=color, mean=False),
-                S.Series("run", "selected warmup", color=color),
-                S.Series("reference", "no warmup, same η", reference=True)],
-        title="A small Transformer with and without warmup",
-        headline="{norm}, peak η = {lr}, warmup {warmup} steps, " + f"{steps} steps, "
-                 f"{len(first.seeds)} seeds (grey: no warmup)",
-        draw=lambda norm, lr, warmup: Wm.draw_warmup_runs(grids, norm, lr, warmup, vocab=vocab))
+                    title="Schedules on the noisy quadratic", spec=spec, max_frames=2000)

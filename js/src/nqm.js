@@ -17,24 +17,28 @@ export function roundHalfEven(x) {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** eta_t for t = 0..steps-1, as nqm_schedule(shape, peak, steps, warmup_frac, cooldown_frac). */
-export function nqmSchedule(shape, peak, steps, warmupFrac, cooldownFrac) {
+/** eta_t for t = 0..steps-1, as nqm_schedule(shape, peak, steps, warmup_frac, cooldown_frac,
+ *  cooldown, end_frac): WSD's cooldown shape ("linear", "1-sqrt", "cosine"); the decaying
+ *  shapes end at end_frac * peak. */
+export function nqmSchedule(shape, peak, steps, warmupFrac, cooldownFrac, cooldown = "linear",
+                            endFrac = 0.0) {
   const warm = roundHalfEven(warmupFrac * steps);
+  const end = endFrac * peak;
   let eta;
   if (shape === "constant") {
     eta = SCHEDULES.linear_warmup({ peak, warmup_steps: warm });
   } else if (shape === "cosine") {
-    eta = SCHEDULES.warmup_cosine({ peak, warmup_steps: warm, total_steps: steps, eta_min: 0.0 });
+    eta = SCHEDULES.warmup_cosine({ peak, warmup_steps: warm, total_steps: steps, eta_min: end });
   } else if (shape === "linear") {
-    // join_schedules([linear_warmup(peak, W), linear_decay(peak, T - W)], [W]) (or the decay alone)
+    // join_schedules([linear_warmup(peak, W), linear_decay(peak, T - W, end)], [W]) (or the decay alone)
     const up = SCHEDULES.linear_warmup({ peak, warmup_steps: warm });
-    const down = SCHEDULES.linear_decay({ peak, total_steps: steps - warm, end: 0.0 });
+    const down = SCHEDULES.linear_decay({ peak, total_steps: steps - warm, end });
     eta = warm ? (t) => (t < warm ? up(t) : down(t - warm)) : down;
   } else if (shape === "wsd") {
     let cool = Math.max(1, roundHalfEven(cooldownFrac * steps));
     if (warm + cool > steps) cool = steps - warm;
     eta = SCHEDULES.warmup_stable_decay({ peak, warmup_steps: warm, total_steps: steps,
-                                          cooldown_steps: cool, end: 0.0, cooldown: "linear" });
+                                          cooldown_steps: cool, end, cooldown });
   } else {
     throw new Error(`optbook figures: unknown schedule shape ${JSON.stringify(shape)}`);
   }
@@ -59,10 +63,12 @@ export function nqmLoss(etas, curvatures, noise = 1.0, start = 1.0) {
 /** The spec's schedule and its constant-rate reference at the control values. */
 export function nqmRuns(spec, shape, values) {
   const { peak, warmup_frac: w, cooldown_frac: c } = values;
-  const etas = nqmSchedule(shape, peak, spec.steps, w, c);
+  const cooldown = values.cooldown ?? "linear", endFrac = values.end_frac ?? 0.0;
+  const noise = values.noise ?? spec.noise;
+  const etas = nqmSchedule(shape, peak, spec.steps, w, c, cooldown, endFrac);
   const refEtas = nqmSchedule("constant", peak, spec.steps, w, c);
-  return { etas, loss: nqmLoss(etas, spec.curvatures, spec.noise, spec.start),
-           refEtas, ref: nqmLoss(refEtas, spec.curvatures, spec.noise, spec.start) };
+  return { etas, loss: nqmLoss(etas, spec.curvatures, noise, spec.start),
+           refEtas, ref: nqmLoss(refEtas, spec.curvatures, noise, spec.start) };
 }
 
 function polyline(values, x, y, clampLo = -Infinity) {
@@ -79,6 +85,12 @@ export function scheduleFigure(root, spec) {
   const shapes = spec.choices;
   let choice = spec.choice || 0;
   const values = Object.fromEntries(spec.params.map((p) => [p.name, p.value]));
+  // the two menus besides the shape: WSD's cooldown shape and the final rate (fraction of peak)
+  const cooldowns = spec.cooldowns || [{ label: "linear", value: "linear" }];
+  const ends = spec.ends || [{ label: "0", value: 0.0 }];
+  let cooldownChoice = spec.cooldown || 0, endChoice = spec.end || 0;
+  values.cooldown = cooldowns[cooldownChoice].value;
+  values.end_frac = ends[endChoice].value;
   const T = spec.steps;
   const blue = spec.color || "#0072B2", grey = "#999999";
 
@@ -144,9 +156,11 @@ export function scheduleFigure(root, spec) {
     lossRef.attr("d", shape === "constant" ? "" : polyline(runs.ref, xr, yr));
     leftTitle.text(`${shapes[choice].label} schedule`);
     const warm = roundHalfEven(values.warmup_frac * T);
+    const cool = Math.min(Math.max(1, roundHalfEven(values.cooldown_frac * T)), T - warm);
     head.text(`${shapes[choice].label}: peak η = ${fmt(values.peak)}, warmup ${warm} steps`
-      + (shape === "wsd" ? `, cooldown ${Math.min(Math.max(1, roundHalfEven(values.cooldown_frac * T)), T - warm)} steps` : "")
-      + `, ${T} steps`);
+      + (shape === "wsd" ? `, ${cooldowns[cooldownChoice].label} cooldown ${cool} steps` : "")
+      + (shape !== "constant" ? `, final η ${ends[endChoice].label}` : "")
+      + `, noise σ = ${fmt(values.noise ?? spec.noise)}, ${T} steps`);
     // the loss a quarter of the way as well: warmup changes it far more than the final loss
     const mid = spec.checkpoint ?? Math.floor(T / 4);
     const line = (label, loss) => `${label}: expected loss at step ${mid} = ${fmt(loss[mid])}, `
@@ -157,6 +171,10 @@ export function scheduleFigure(root, spec) {
       const off = shape !== "wsd";
       sliders.cooldown_frac.input.disabled = off;
       sliders.cooldown_frac.element.style.opacity = off ? "0.5" : "";
+    }
+    // menus that do nothing for this shape are greyed out (still operable)
+    for (const [m, off] of [[cooldownMenu, shape !== "wsd"], [endMenu, shape === "constant"]]) {
+      if (m) m.element.style.opacity = off ? "0.5" : "";
     }
     last = runs;
     root.dispatchEvent(new CustomEvent("optbook:redraw", { detail: { runs } }));
@@ -171,7 +189,20 @@ export function scheduleFigure(root, spec) {
     tip.text(`t = ${t}  ${eta}loss ${fmt(last.loss[t])}  constant ${fmt(last.ref[t])}`);
   }).on("pointerleave", () => { cursor.style("display", "none"); tip.text(""); });
 
+  let cooldownMenu = null, endMenu = null;
   controls.append(menu(spec.choiceLabel || "schedule", shapes, choice, (k) => { choice = k; redraw(); }).element);
+  if (spec.cooldowns) {
+    cooldownMenu = menu("cooldown (WSD)", cooldowns, cooldownChoice, (k) => {
+      cooldownChoice = k; values.cooldown = cooldowns[k].value; redraw(); });
+    cooldownMenu.select.setAttribute("data-optbook-param", "cooldown");
+    controls.append(cooldownMenu.element);
+  }
+  if (spec.ends) {
+    endMenu = menu("final η", ends, endChoice, (k) => {
+      endChoice = k; values.end_frac = ends[k].value; redraw(); });
+    endMenu.select.setAttribute("data-optbook-param", "end_frac");
+    controls.append(endMenu.element);
+  }
   for (const p of spec.params) {
     sliders[p.name] = slider(p, (v) => { values[p.name] = v; redraw(); });
     controls.append(sliders[p.name].element);

@@ -261,7 +261,10 @@ export function runsFigure(root, spec) {
   const index = Object.fromEntries(spec.axes.map((a) => [a.name, a.value]));
   const controls = select(root).append("div").attr("class", "optbook-fig-controls").node();
   const head = select(root).append("div").attr("class", "optbook-fig-headline").attr("aria-live", "polite");
-  const panelsDiv = select(root).append("div").attr("class", "optbook-fig-panels").node();
+  // Three or more panels go on an equal-column grid, so the one that wraps to a
+  // row of its own is drawn as wide as the others, not stretched.
+  const panelsClass = spec.panels.length >= 3 ? "optbook-fig-panels optbook-fig-panels-grid" : "optbook-fig-panels";
+  const panelsDiv = select(root).append("div").attr("class", panelsClass).node();
   const hover = select(root).append("div").attr("class", "optbook-fig-hover").attr("aria-live", "polite");
   const panels = spec.panels.map((p) => curvePanel(panelsDiv, p, spec.series, hover));
   const readout = select(root).append("ul").attr("class", "optbook-fig-readout").attr("aria-live", "polite");

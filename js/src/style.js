@@ -7,6 +7,7 @@ export const CSS = `
 .optbook-fig-value{font-family:monospace;min-width:4.5em}
 .optbook-fig-headline{font-size:.9em;min-height:1.3em}
 .optbook-fig-panels{display:flex;flex-wrap:wrap;gap:.5em}
+.optbook-fig-panels-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,280px),1fr))}
 .optbook-fig-svg{flex:1 1 280px;max-width:min(100%,460px);height:auto;font-size:11px}
 .optbook-fig-title{font-size:12px}
 .optbook-fig-axis{font-size:11px}

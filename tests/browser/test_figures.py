@@ -106,10 +106,16 @@ def _check_schedule_figure(root, spec):
     state = root.evaluate("r => ({values: r.optbookFigure.values, choice: r.optbookFigure.choice})")
     v = state["values"]
     shape = spec["choices"][state["choice"]]["value"]
-    assert root.locator("select").evaluate("s => s.selectedIndex") == state["choice"]
+    assert root.locator('select[data-optbook-param="choice"]').evaluate(
+        "s => s.selectedIndex") == state["choice"]
     steps = spec["steps"]
     mid = spec["checkpoint"]
-    expected = [S.nqm_loss(S.nqm_schedule(s, v["peak"], steps, v["warmup_frac"], v["cooldown_frac"]))
+    # the cooldown-shape and final-rate menus and the noise slider (chapter 6.1)
+    cooldown, end = v.get("cooldown", "linear"), v.get("end_frac", 0.0)
+    noise = v.get("noise", 1.0)
+    expected = [S.nqm_loss(S.nqm_schedule(s, v["peak"], steps, v["warmup_frac"],
+                                          v["cooldown_frac"], cooldown,
+                                          end if s != "constant" else 0.0), noise=noise)
                 for s in (shape, "constant")]
     lines = root.locator(".optbook-fig-readout").inner_text().strip().splitlines()
     assert len(lines) == 2, lines

@@ -70,7 +70,8 @@ class Rerun:
 
 # The chapters' experiment modules, in book order; each may declare RERUNS.
 CHAPTER_MODULES = ("foundations", "sgd", "momentum", "adaptive", "adam", "descendants",
-                   "schedules", "warmup", "lr_finder", "decay_and_clipping", "debugging")
+                   "schedules", "warmup", "stability", "warmup_causes", "lr_finder",
+                   "decay_and_clipping", "training_runs", "debugging")
 
 
 def registry() -> tuple[Rerun, ...]:

@@ -6,24 +6,34 @@ small dataclasses; ``book/06-warmup.ipynb`` only calls and plots, and
 against ``torch.optim``.
 
 * Adam's first steps: the first update is ``eta * sign(g)``
-  (:func:`first_adam_update`); the variance of the adaptive step size
-  ``1 / sqrt(v_hat_t)`` over the first steps (:func:`adaptive_step_variance`);
-  RAdam's rectification ``r_t`` (:func:`radam_rectification`) next to the
-  rule-of-thumb warmups of Ma & Yarats (2021) (:func:`untuned_warmup`).
-* A small Transformer (:class:`TinyTransformer`: Post-LN or Pre-LN, optional
-  qk-layernorm) on a synthetic sorting task (:func:`sort_task`); gradient
-  norms per layer at initialization (:func:`init_grad_norms`); training with
-  and without warmup through the shared harness (:func:`train_transformer`,
-  :func:`warmup_grid`).
-* Sharpness during warmup: the top Hessian eigenvalue by power iteration on
-  Hessian-vector products (:func:`top_hessian_eigenvalue`) tracked while the
-  rate ramps up (:func:`sharpness_during_warmup`).
+  (:func:`first_adam_update`); the bias-corrected second moment as a weighted
+  sum of chi-square(1) variables (:func:`vhat_weights`) and the *exact*
+  variance of the adaptive step size ``1 / sqrt(v_hat_t)`` from its inverse
+  moments (:func:`inverse_moment`, :func:`adaptive_step_variance_exact`:
+  infinite at t <= 2, finite from t = 3), next to Monte-Carlo estimates
+  (:func:`adaptive_step_variance`, :func:`monte_carlo_drift`, and the median
+  over repetitions, :func:`monte_carlo_median`); RAdam's
+  rectification ``r_t`` (:func:`radam_rectification`) and the rule-of-thumb
+  warmups of Ma & Yarats (2021) (:func:`untuned_warmup`,
+  :func:`warmup_rule_table`).
+* A small Transformer (:class:`StackedTransformer`: Post-LN or Pre-LN, optional
+  qk-layernorm, default or Xavier initialization) on a synthetic sorting task
+  (:func:`sort_task`); gradient norms per layer at initialization
+  (:func:`init_grad_norms`) and the Post-LN/Pre-LN ratio at the last layer
+  against depth (:func:`post_pre_ratio`, :func:`last_layer_grad_norms`, Xiong et al. 2020).
+* Training with and without warmup (:func:`train_transformer`, optionally
+  recording the largest attention logit and the update-to-weight ratio;
+  :func:`warmup_grid`; the long-horizon grid :func:`warmup_runs`), its tables
+  and verdicts (:func:`print_warmup_table`, :func:`print_horizons`,
+  :func:`warmup_verdicts`, :func:`pooled_counts`, :func:`distinct_counts`,
+  :func:`print_mechanics`, :func:`print_ratio_over_rate`) and
+  the stored-runs figure (:func:`warmup_figure`).
+* Sharpness during warmup is measured in :mod:`optbook.experiments.stability` (6.3).
 * Attention-logit growth (Wortsman et al. 2023): the largest attention logit
   after training against the learning rate, with and without qk-layernorm
   (:func:`warmup_grid` with ``qk_norm``), and their learning-rate sensitivity
   (:func:`lr_sensitivity`).
-* The stored reruns 6.2 and 6.3 quote (:data:`RERUNS`: the warmup grid and the
-  qk-layernorm sweep on seeds 3-5, a finer six-seed sharpness grid).
+* The stored reruns 6.2 and 6.3 quote (:data:`RERUNS`).
 """
 from __future__ import annotations
 
@@ -43,11 +53,14 @@ from .schedules import StackedLinear, member_adam, member_losses, stack_targets
 from .training import Dataset, train
 
 __all__ = ["first_adam_update", "adaptive_step_variance", "radam_rho", "radam_rectification",
-           "untuned_warmup", "sort_task", "StackedTransformer", "init_grad_norms",
-           "train_transformer", "WarmupGrid", "warmup_grid", "top_hessian_eigenvalue", "SharpnessRun",
-           "sharpness_during_warmup", "lr_sensitivity", "draw_warmup_runs",
+           "untuned_warmup", "vhat_weights", "inverse_moment", "adaptive_step_variance_exact",
+           "monte_carlo_drift", "monte_carlo_median", "warmup_rule_table", "sort_task", "StackedTransformer",
+           "init_grad_norms", "post_pre_ratio", "last_layer_grad_norms", "warmup_runs",
+           "train_transformer", "WarmupGrid", "warmup_grid", "lr_sensitivity", "warmup_figure",
+           "print_warmup_table", "print_horizons", "warmup_verdicts", "print_mechanics", "pooled_counts",
+           "distinct_counts", "early_ratio_over_rate", "print_ratio_over_rate",
            # stored reruns
-           "warmup_grid_rerun", "sharpness_rerun", "RERUNS"]
+           "warmup_grid_rerun", "post_pre_rerun", "RERUNS"]
 
 
 def _int(name: str, value, low: int = 1) -> int:
@@ -83,10 +96,11 @@ def adaptive_step_variance(b2: float = 0.999, steps: int = 200, samples: int = 2
     """Monte-Carlo variance of Adam's adaptive step size ``psi_t = 1 / sqrt(v_hat_t)``.
 
     Gradients are i.i.d. N(0, 1), so v_hat_t is an average of ~t squared
-    Gaussians. Liu et al. (2020, RAdam): Var[psi_t] is unbounded at t = 1
-    (1/|g| has infinite variance) and large while few gradients are averaged;
-    it falls towards its limit as t grows. Returns Var over ``samples`` runs for
-    t = 1..steps (at t = 1 the estimate is finite only because the sample is).
+    Gaussians. Liu et al. (2020, RAdam): Var[psi_t] is large while few
+    gradients are averaged and falls towards its limit as t grows. It is
+    infinite at t = 1 *and* t = 2 (:func:`adaptive_step_variance_exact`), so
+    the estimates returned there are finite only because the sample is, and
+    grow with ``samples``. Returns Var over ``samples`` runs for t = 1..steps.
     """
     b2 = _beta("b2", b2)
     steps, samples = _int("steps", steps), _int("samples", samples)
@@ -98,6 +112,132 @@ def adaptive_step_variance(b2: float = 0.999, steps: int = 200, samples: int = 2
         v = b2 * v + (1 - b2) * g * g
         out[t - 1] = np.var(1.0 / np.sqrt(v / (1 - b2 ** t)))
     return out
+
+
+def vhat_weights(t: int, b2: float = 0.999) -> np.ndarray:
+    r"""The weights of Adam's bias-corrected second moment as a sum of squared gradients::
+
+        v_hat_t = sum_{i=1}^t w_i g_i^2,   w_i = (1 - b2) b2^(t-i) / (1 - b2^t),   sum_i w_i = 1
+
+    (oldest gradient first). For i.i.d. N(0, 1) gradients v_hat_t is a weighted
+    sum of t independent chi-square(1) variables.
+    """
+    t, b2 = _int("t", t), _beta("b2", b2)
+    w = (1.0 - b2) * b2 ** np.arange(t - 1, -1, -1, dtype=np.float64)
+    return w / (1.0 - b2 ** t) if b2 > 0 else w
+
+
+def inverse_moment(weights, power: float) -> float:
+    r"""E[X^(-power)] for X = sum_i w_i Z_i^2, Z_i i.i.d. N(0, 1), w_i > 0, power in (0, 1].
+
+    From x^(-s) = (1/Gamma(s)) int_0^inf u^(s-1) e^(-u x) du and the Laplace
+    transform E[e^(-u X)] = prod_i (1 + 2 w_i u)^(-1/2)::
+
+        E[X^-s] = (1/Gamma(s)) int_0^inf u^(s-1) prod_i (1 + 2 w_i u)^(-1/2) du.
+
+    For large u the integrand falls like u^(s-1-t/2), so the moment is finite
+    if and only if t > 2 s (t = number of weights): E[1/X] needs t >= 3,
+    E[X^-1/2] needs t >= 2; ``inf`` is returned otherwise. The integral is
+    taken in log u by the trapezoidal rule (the integrand is smooth and falls
+    exponentially at both ends, so the rule converges geometrically).
+    """
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"Invalid weights: {weights!r} (need one or more finite values > 0)")
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 < power <= 1:
+        raise ValueError(f"Invalid power: {power!r} (must lie in (0, 1])")
+    s, t = float(power), w.size
+    if t <= 2 * s:
+        return math.inf
+    lo = -math.log(2 * w.max()) - 45.0 / s            # u^s e^0: below this, < e^-45
+    hi = -math.log(2 * w.min()) + 45.0 / (t / 2 - s)  # u^(s - t/2): above this, < e^-45
+    x = np.arange(lo, hi, 0.05)                       # x = log u
+    log_f = s * x - 0.5 * sum(np.log1p(2 * wi * np.exp(x)) for wi in np.sort(w)[::-1])
+    return float(np.trapezoid(np.exp(log_f), x) / math.gamma(s))
+
+
+def adaptive_step_variance_exact(t, b2: float = 0.999) -> np.ndarray:
+    r"""Exact Var[1 / sqrt(v_hat_t)] for i.i.d. N(0, 1) gradients (no Monte Carlo)::
+
+        Var = E[1 / v_hat_t] - E[v_hat_t^(-1/2)]^2     (:func:`inverse_moment`)
+
+    Infinite at t = 1 and t = 2 (E[1/v_hat] diverges logarithmically at t = 2),
+    finite from t = 3 on. As b2 -> 1 the weights become equal, v_hat_t ->
+    chi-square(t)/t, and Var -> t/(t-2) - t Gamma((t-1)/2)^2 / (2 Gamma(t/2)^2)
+    (3 - 6/pi = 1.090 at t = 3).
+    """
+    out = []
+    for ti in np.atleast_1d(np.asarray(t)).ravel():
+        w = vhat_weights(int(ti), b2)
+        m1 = inverse_moment(w, 1.0)
+        out.append(math.inf if math.isinf(m1) else m1 - inverse_moment(w, 0.5) ** 2)
+    return np.array(out) if np.ndim(t) else np.float64(out[0])
+
+
+def monte_carlo_drift(t: int = 2, b2: float = 0.999, samples: Sequence[int] = (10**3, 10**4, 10**5, 10**6),
+                      seed: int = 0) -> np.ndarray:
+    """Monte-Carlo estimates of Var[1/sqrt(v_hat_t)] from ``samples`` draws each
+    (independent streams of one seed). Where the variance is infinite (t <= 2)
+    the estimates do not settle: single estimates jump about, and their typical
+    value grows with the sample size (:func:`monte_carlo_median`)."""
+    t, b2 = _int("t", t), _beta("b2", b2)
+    w = vhat_weights(t, b2)
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in samples:
+        n = _int("samples", n)
+        v = np.zeros(n)
+        for wi in w:
+            v += wi * rng.standard_normal(n) ** 2
+        out.append(np.var(1.0 / np.sqrt(v)))
+    return np.array(out)
+
+
+def monte_carlo_median(t: int = 2, b2: float = 0.999,
+                       samples: Sequence[int] = (10**2, 10**3, 10**4, 10**5),
+                       repeats: int = 100, seed: int = 0) -> dict:
+    """Monte-Carlo estimates of Var[1/sqrt(v_hat_t)], each from ``samples[k]`` draws,
+    repeated ``repeats`` times (independent draws of one generator): per sample size the
+    ``"median"``, ``"mean"`` and ``"max"`` of the ``repeats`` estimates.
+
+    Where the variance is infinite (t <= 2) the *typical* estimate (the median) grows
+    with the sample size (at t = 2, like ln n: the squared step 1/v_hat_2 has a tail
+    P(1/v_hat_2 > x) ~ c/x, and a sum of n such variables grows like n ln n), while the
+    mean over repetitions is dominated by rare huge estimates. Where it is finite and
+    the fourth moment too (t >= 5), the median approaches the exact value."""
+    t, b2 = _int("t", t), _beta("b2", b2)
+    repeats = _int("repeats", repeats)
+    w = vhat_weights(t, b2)
+    rng = np.random.default_rng(seed)
+    med, mean, mx = [], [], []
+    for n in samples:
+        n = _int("samples", n)
+        est = np.empty(repeats)
+        for r in range(repeats):
+            v = np.zeros(n)
+            for wi in w:
+                v += wi * rng.standard_normal(n) ** 2
+            est[r] = np.var(1.0 / np.sqrt(v))
+        med.append(np.median(est)); mean.append(est.mean()); mx.append(est.max())
+    return {"samples": [int(n) for n in samples], "median": np.array(med),
+            "mean": np.array(mean), "max": np.array(mx)}
+
+
+def warmup_rule_table(b2s: Sequence[float] = (0.95, 0.98, 0.999)) -> list:
+    """For each b2: the warmup 2/(1-b2) of Ma & Yarats (2021), the first step at which
+    RAdam's rectification exceeds 0.5 and 0.9, and the exact Var[1/sqrt(v_hat_t)] at
+    t = 3 and at t = 2/(1-b2)."""
+    rows = []
+    t = np.arange(1, 200001)
+    for b2 in b2s:
+        b2 = _beta("b2", b2)
+        r = radam_rectification(t, b2)
+        rule = int(round(2.0 / (1.0 - b2)))
+        rows.append({"b2": b2, "rule_steps": rule, "radam_half": int(t[r > 0.5][0]),
+                     "radam_09": int(t[r > 0.9][0]),
+                     "var_t3": float(adaptive_step_variance_exact(3, b2)),
+                     "var_rule": float(adaptive_step_variance_exact(rule, b2))})
+    return rows
 
 
 def radam_rho(t, b2: float = 0.999) -> np.ndarray:
@@ -228,14 +368,18 @@ class StackedTransformer(nn.Module):
     ``(batch, vocab, length, M)``, the cross-entropy layout for targets
     ``(batch, length, M)`` (:func:`~optbook.experiments.schedules.stack_targets`).
     Member ``m`` draws all its weights from ``torch.Generator().manual_seed(seeds[m])``.
+    ``init="xavier"`` replaces the linear maps' default weights (uniform in
+    +-1/sqrt(fan_in), as ``nn.Linear``) by Xavier-uniform ones and zeroes their biases.
     """
 
     def __init__(self, seeds: Sequence[int], vocab: int = 16, length: int = 8,
                  d_model: int = 32, heads: int = 2, layers: int = 2, norm: str = "post",
-                 qk_norm: bool = False, mlp_ratio: int = 2):
+                 qk_norm: bool = False, mlp_ratio: int = 2, init: str = "default"):
         super().__init__()
         if norm not in ("post", "pre"):
             raise ValueError(f"Invalid norm: {norm!r} (one of 'post', 'pre')")
+        if init not in ("default", "xavier"):
+            raise ValueError(f"Invalid init: {init!r} (one of 'default', 'xavier')")
         vocab, length = _int("vocab", vocab, 2), _int("length", length)
         d_model, heads, layers = _int("d_model", d_model), _int("heads", heads), _int("layers", layers)
         if d_model % heads:
@@ -253,6 +397,26 @@ class StackedTransformer(nn.Module):
                                     for _ in range(layers))
         self.final_ln = _StackedLayerNorm(m, d_model) if norm == "pre" else None
         self.head = StackedLinear(d_model, vocab, gens)
+        if init == "xavier":
+            self._xavier_(gens, d_model)
+
+    def _xavier_(self, gens, d_model: int) -> None:
+        """Xavier-uniform weights, zero biases (the initialization of Xiong et al.
+        2020, whose Post-LN vs Pre-LN gradient analysis assumes it). The fused
+        query-key-value map is three d x d maps, so its fan-out is d, not 3d.
+        Drawn after the default weights, from the same per-member generators."""
+        with torch.no_grad():
+            for module in self.modules():
+                if not isinstance(module, StackedLinear):
+                    continue
+                fan_in, fan_out = module.weight.shape[1:]
+                if module is not self.head and fan_out == 3 * d_model and fan_in == d_model:
+                    fan_out = d_model
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                for m, g in enumerate(gens):
+                    w = torch.rand(module.weight.shape[1:], generator=g)
+                    module.weight[m] = (2 * w - 1) * bound
+                module.bias.zero_()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         batch, length = tokens.shape
@@ -294,6 +458,40 @@ def init_grad_norms(norm: str, layers: int, data: Dataset, seeds: Sequence[int] 
     return out
 
 
+def post_pre_ratio(depths: Sequence[int], data: Dataset, seeds: Sequence[int] = (0, 1, 2),
+                   init: str = "default", batch: int = 256) -> np.ndarray:
+    """Post-LN over Pre-LN gradient norm *at the last layer*, at initialization, per seed
+    and depth: shape (seeds, depths).
+
+    The comparison of Xiong et al. (2020, Fig. 3): the same depth, one model of each
+    kind, the last block's gradient norm (:func:`init_grad_norms`). Their mean-field
+    argument, made for Xavier initialization (``init="xavier"``), predicts that the
+    ratio grows like sqrt(L): Post-LN's last-layer gradient does not shrink with depth,
+    Pre-LN's scales like 1/sqrt(L). Member s of both models is drawn from seed s.
+    """
+    out = np.empty((len(seeds), len(depths)))
+    for d, layers in enumerate(depths):
+        post = init_grad_norms("post", layers, data, seeds=seeds, batch=batch, init=init)
+        pre = init_grad_norms("pre", layers, data, seeds=seeds, batch=batch, init=init)
+        out[:, d] = post[:, -1] / pre[:, -1]
+    return out
+
+
+def last_layer_grad_norms(depths: Sequence[int], data: Dataset, seeds: Sequence[int] = (0, 1, 2),
+                          init: str = "default", batch: int = 256) -> dict:
+    """The last block's gradient norm at initialization (:func:`init_grad_norms`), per seed
+    and depth, for Post-LN and Pre-LN: ``{"post": (seeds, depths), "pre": (seeds, depths)}``.
+    ``post / pre`` is :func:`post_pre_ratio`; the absolute norms show *how* the ratio
+    arises (Xiong et al. 2020 bound Post-LN's last-layer gradient independently of
+    depth, Pre-LN's by a 1/sqrt(L) term)."""
+    out = {"post": np.empty((len(seeds), len(depths))), "pre": np.empty((len(seeds), len(depths)))}
+    for d, layers in enumerate(depths):
+        for norm in ("post", "pre"):
+            out[norm][:, d] = init_grad_norms(norm, layers, data, seeds=seeds, batch=batch,
+                                              init=init)[:, -1]
+    return out
+
+
 # --- training with and without warmup ----------------------------------------------------------
 
 @dataclass
@@ -313,28 +511,59 @@ class WarmupGrid:
 
 def train_transformer(schedules: Sequence, seeds: Sequence[int], data: Dataset, *, steps: int,
                       norm: str = "post", qk_norm: bool = False, layers: int = 2,
-                      batch_size: int = 32, eval_every: int = 25, b2: float = 0.999, **kw):
+                      batch_size: int = 32, eval_every: int = 25, b2: float = 0.999,
+                      batch_seed: Optional[int] = None, history: Optional[dict] = None, **kw):
     """Train one stacked Transformer, member m with Adam at rate ``schedules[m](t)``.
 
     Returns (model, final val loss (M,), final val accuracy (M,), eval steps,
-    val-loss curves (evals, M)). All members see the same batches (drawn from
-    ``seeds[0]``); seed m sets member m's initial weights.
+    val-loss curves (evals, M)). All members see the same batches, drawn from
+    ``batch_seed`` (default ``seeds[0]``); seed m sets member m's initial weights.
+
+    ``history``, if a dict, receives per evaluation (shape (evals, M)):
+    ``"max_logit"``, each member's largest |attention logit| on the validation
+    set, and ``"update_ratio"``, the mean over the steps since the previous
+    evaluation of ||theta_t - theta_(t-1)|| / ||theta_(t-1)|| (all parameters
+    of the member; a frozen, diverged member has ratio 0).
     """
     seeds = [int(s) for s in seeds]
+    if batch_seed is not None and (isinstance(batch_seed, bool) or
+                                   not isinstance(batch_seed, (int, np.integer))):
+        raise ValueError(f"Invalid batch_seed: {batch_seed!r} (an integer or None)")
+    if history is not None and not isinstance(history, dict):
+        raise TypeError(f"Invalid history: {type(history).__name__} (a dict or None)")
     model = StackedTransformer(seeds, vocab=data.classes, length=data.x_train.shape[1],
                                layers=layers, norm=norm, qk_norm=qk_norm, **kw)
-    stacked = stack_targets(data, len(seeds))
+    m = len(seeds)
+    stacked = stack_targets(data, m)
     rates = np.stack([s(np.arange(steps)) for s in schedules], axis=1)
     optimizer = member_adam(model.parameters(), rates, b2=b2)
-    evals, curves = [], []
+    evals, curves, logits_seen, ratios = [], [], [], []
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params] if history is not None else None
+    ratio_sum = torch.zeros(m, dtype=torch.float64)
 
     def record(t):
+        nonlocal ratio_sum
+        if before is not None:
+            with torch.no_grad():
+                d2 = sum((p - b).reshape(m, -1).double().pow(2).sum(1) for p, b in zip(params, before))
+                w2 = sum(b.reshape(m, -1).double().pow(2).sum(1) for b in before)
+                ratio_sum += torch.nan_to_num(d2.sqrt() / w2.sqrt(), nan=0.0, posinf=0.0)
+                for p, b in zip(params, before):
+                    b.copy_(p)
         if (t + 1) % eval_every == 0:
             evals.append(t + 1)
             curves.append(member_losses(model, stacked.x_val, stacked.y_val))
+            if before is not None:
+                logits_seen.append(model.max_attention_logit().astype(np.float64))
+                ratios.append((ratio_sum / eval_every).numpy().copy())
+                ratio_sum = torch.zeros(m, dtype=torch.float64)
 
     train(model, optimizer, stacked, steps=steps, batch_size=batch_size, eval_every=steps,
-          seed=seeds[0], on_step=record)
+          seed=seeds[0] if batch_seed is None else int(batch_seed), on_step=record)
+    if history is not None:
+        history["max_logit"] = np.array(logits_seen).reshape(-1, m)
+        history["update_ratio"] = np.array(ratios).reshape(-1, m)
     with torch.no_grad():
         logits = model(stacked.x_val)
         acc = (logits.argmax(1) == stacked.y_val).float().reshape(-1, len(seeds)).mean(0).numpy()
@@ -372,143 +601,258 @@ def lr_sensitivity(final_loss: np.ndarray, init_loss: float) -> float:
     return float(np.mean(capped - capped.min()))
 
 
-# --- sharpness during warmup ---------------------------------------------------------------
-
-def _member_loss(model, x, y) -> torch.Tensor:
-    """Sum over members of each member's mean cross-entropy (block-diagonal in members)."""
-    loss = F.cross_entropy(model(x), y, reduction="none")
-    return loss.reshape(-1, loss.shape[-1]).mean(0).sum()
+def _arr(x) -> np.ndarray:
+    """A stored (JSON) nested list as floats, null -> nan."""
+    return np.array(x, dtype=float)
 
 
-def top_hessian_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                           iters: int = 20, seed: int = 0) -> np.ndarray:
-    """Each member's largest Hessian eigenvalue (sharpness) by power iteration on
-    Hessian-vector products (Pearlmutter's double backward), shape (M,).
+NEAR_CHANCE = 2.2
+"""A final validation loss above this counts as "near chance" (ln 16 = 2.77): the run
+learned almost nothing."""
 
-    The loss is the sum of the members' losses, so the Hessian is block-diagonal
-    and one product serves all members; vectors are normalized per member.
-    Power iteration finds the eigenvalue of largest *magnitude*; near a
-    minimum of a network's loss that is the top one.
+NOT_TRAINED = 1.0
+"""A final validation loss above this counts as "not trained": the good runs of the grid
+end below 0.5."""
+
+
+def print_warmup_table(record: dict, norm: str, note: str = "") -> None:
+    """The final validation loss of a :func:`warmup_runs` record, min–max over seeds, one
+    row per peak rate and one column per warmup length (``diverged`` for a non-finite
+    loss). ``note`` is added to the title line."""
+    r = _arr(record["runs"][norm]["val_loss"])            # (warmups, lrs, seeds)
+    warmups, lrs = record["warmups"], record["lrs"]
+    print(f"{norm.capitalize()}-LN, {record['steps']} steps, seeds {record['seeds']}, batch order "
+          f"{record['batch_seed']}{note}: final validation loss, min–max over seeds")
+    print(f"{'':>10}" + "".join(f"{f'warmup {w}':>14}" for w in warmups))
+    for j, lr in enumerate(lrs):
+        cells = []
+        for i in range(len(warmups)):
+            v = r[i, j]
+            cells.append(f"{'diverged':>14}" if not np.all(np.isfinite(v)) else
+                         f"{v.min():>9.2f}–{v.max():.2f}")
+        print(f"{f'η = {lr:g}':>10}" + "".join(cells))
+
+
+def print_horizons(record: dict, norm: str = "post", lr: float = 3e-2,
+                   at: Sequence[int] = (200, 1000)) -> None:
+    """The validation loss of one peak rate's runs at several steps of the same runs
+    (min–max over seeds), from the stored curves: what a shorter run would have shown."""
+    curves = _arr(record["runs"][norm]["loss_curves"])    # (warmups, lrs, seeds, evals)
+    evals, j = list(record["eval_steps"]), record["lrs"].index(lr)
+    print(f"{norm.capitalize()}-LN, η = {lr:g}: validation loss after ... steps of the same runs")
+    print(f"{'':>12}" + "".join(f"{f'{s} steps':>14}" for s in at))
+    for i, w in enumerate(record["warmups"]):
+        row = [curves[i, j, :, evals.index(s)] for s in at]
+        print(f"{f'warmup {w}':>12}" + "".join(f"{v.min():>9.2f}–{v.max():.2f}" for v in row))
+
+
+def warmup_verdicts(record: dict, norm: str, lr: float = 3e-2) -> list:
+    """What the prose relies on, in words that survive a change of CPU kernels.
+
+    For peak ``lr``: how many seeds end near chance, and how many above
+    :data:`NOT_TRAINED`, with each warmup; the best
+    configuration without warmup and the best with any warmup (lowest mean over seeds,
+    every stored rate), and whether their seed ranges overlap."""
+    r = _arr(record["runs"][norm]["val_loss"])
+    r = np.where(np.isfinite(r), r, np.inf)
+    warmups, lrs, n = record["warmups"], record["lrs"], r.shape[-1]
+    j = lrs.index(lr)
+    name = f"{norm.capitalize()}-LN (batch order {record['batch_seed']})"
+    lines = [f"verdict: {name}, η = {lr:g}: seeds near chance (loss > {NEAR_CHANCE}): "
+             + ", ".join(f"{int((r[i, j] > NEAR_CHANCE).sum())}/{n} with warmup {w}"
+                         for i, w in enumerate(warmups)),
+             f"verdict: {name}, η = {lr:g}: seeds not trained (loss > {NOT_TRAINED}): "
+             + ", ".join(f"{int((r[i, j] > NOT_TRAINED).sum())}/{n} with warmup {w}"
+                         for i, w in enumerate(warmups))]
+    mean = r.mean(-1)
+    b0 = int(np.argmin(mean[0]))
+    iw, jw = np.unravel_index(np.argmin(mean[1:]), mean[1:].shape)
+    a, b = r[0, b0], r[1 + iw, jw]
+    overlap = a.min() <= b.max() and b.min() <= a.max()
+    lines.append(f"verdict: {name}: best without warmup η = {lrs[b0]:g}; best with warmup "
+                 f"{warmups[1 + iw]} at η = {lrs[jw]:g}; their seed ranges overlap: "
+                 f"{'yes' if overlap else 'no'}")
+    lines.append(f"verdict: {name}: final loss of those two, min–max over seeds: "
+                 f"{a.min():.2f}–{a.max():.2f} without warmup, {b.min():.2f}–{b.max():.2f} with")
+    return lines
+
+
+def pooled_counts(records: Sequence[dict], norm: str, lr: float, threshold: float) -> str:
+    """Over several :func:`warmup_runs` records (other seeds, other batch orders), for each
+    warmup length they all share: how many runs at peak ``lr`` end above ``threshold``,
+    and the worst final loss. One line, e.g. for the prose's "k of 9 runs"."""
+    common = [w for w in records[0]["warmups"] if all(w in r["warmups"] for r in records)]
+    parts = []
+    for w in common:
+        v = np.concatenate([_arr(r["runs"][norm]["val_loss"])[r["warmups"].index(w),
+                                                               r["lrs"].index(lr)]
+                            for r in records])
+        v = np.where(np.isfinite(v), v, np.inf)
+        parts.append(f"{int((v > threshold).sum())}/{v.size} with warmup {w} (worst {v.max():.2f})")
+    total = sum(len(r["seeds"]) for r in records)
+    return (f"{norm.capitalize()}-LN, η = {lr:g}, {total} runs of {len(records)} grids: ending above "
+            f"{threshold:g}: " + ", ".join(parts))
+
+
+def distinct_counts(records: Sequence[dict], norm: str, lr: float, threshold: float,
+                    replica: Optional[dict] = None, replaces: int = 0) -> str:
+    """Counts over *distinct* runs: ``records`` must not share a (seed, batch order) pair.
+    For each warmup length they all share, how many runs at peak ``lr`` end above
+    ``threshold`` — and, if ``replica`` is given (the same seeds, batch order and schedules
+    as ``records[replaces]``, trained again with different float rounding), the same count
+    with the replica's runs in place of the originals. A rounding replica is not an
+    independent draw, so it never adds to the number of runs. One line, for the prose's
+    "k of 9 distinct runs (the rounding replica gives k')"."""
+    if not records:
+        raise ValueError("Invalid records: empty (need at least one warmup_runs record)")
+    pairs = [(int(s), r["batch_seed"]) for r in records for s in r["seeds"]]
+    if len(set(pairs)) != len(pairs):
+        dup = sorted({p for p in pairs if pairs.count(p) > 1})
+        raise ValueError(f"Invalid records: runs (seed, batch order) {dup} appear twice; "
+                         "pass a rounding replica as replica=, not as a record")
+    if replica is not None:
+        if not 0 <= replaces < len(records):
+            raise ValueError(f"Invalid replaces: {replaces!r} (an index into records)")
+        orig = records[replaces]
+        if list(replica["seeds"]) != list(orig["seeds"]) or replica["batch_seed"] != orig["batch_seed"]:
+            raise ValueError(f"Invalid replica: seeds {replica['seeds']}, batch order "
+                             f"{replica['batch_seed']} differ from records[{replaces}] "
+                             f"(seeds {orig['seeds']}, batch order {orig['batch_seed']})")
+    every = list(records) + ([replica] if replica is not None else [])
+    common = [w for w in records[0]["warmups"] if all(w in r["warmups"] for r in every)]
+
+    def final(r, w):
+        v = _arr(r["runs"][norm]["val_loss"])[r["warmups"].index(w), r["lrs"].index(lr)]
+        return np.where(np.isfinite(v), v, np.inf)
+
+    parts = []
+    for w in common:
+        v = np.concatenate([final(r, w) for r in records])
+        part = f"{int((v > threshold).sum())}/{v.size} with warmup {w}"
+        if replica is not None:
+            alt = np.concatenate([final(replica if i == replaces else r, w)
+                                  for i, r in enumerate(records)])
+            part += f" (replica: {int((alt > threshold).sum())}/{alt.size})"
+        parts.append(part)
+    return (f"{norm.capitalize()}-LN, η = {lr:g}, {len(pairs)} distinct runs (seed x batch order), "
+            f"ending above {threshold:g}: " + ", ".join(parts))
+
+
+def early_ratio_over_rate(record: dict, norm: str = "post", lr: float = 3e-2) -> np.ndarray:
+    """The update-to-weight ratio over the first evaluation window of a :func:`warmup_runs`
+    record with curves (the mean over steps 1..E, E = ``eval_steps[0]``), divided by the
+    mean learning rate of the linear warmup over the same steps: shape (warmups, seeds).
+
+    Adam's update of each weight is about eta_t in size whatever the gradient, so this
+    ratio is close to a constant times eta_t: a quotient that varies little across
+    warmup lengths means the ratio curve mostly redraws the schedule."""
+    if "ratio_curves" not in record["runs"][norm]:
+        raise ValueError(f"Invalid record: no ratio_curves for norm {norm!r} (run with curves=True)")
+    first = int(record["eval_steps"][0])
+    j = record["lrs"].index(lr)
+    ratio = _arr(record["runs"][norm]["ratio_curves"])[:, j, :, 0]
+    mean_lr = np.array([sch.linear_warmup(lr, w)(np.arange(first)).mean()
+                        for w in record["warmups"]])
+    return ratio / mean_lr[:, None]
+
+
+def print_ratio_over_rate(record: dict, norm: str = "post", lrs: Sequence[float] = (3e-2,)) -> None:
+    """Print :func:`early_ratio_over_rate`, min–max over seeds, per warmup and peak rate."""
+    first = int(record["eval_steps"][0])
+    print(f"{norm.capitalize()}-LN: update-to-weight ratio over steps 1–{first} / mean η over "
+          f"the same steps, min–max over seeds")
+    for lr in lrs:
+        q = early_ratio_over_rate(record, norm, lr)
+        print(f"  η = {lr:g}: " + ", ".join(f"warmup {w}: {q[i].min():.2f}–{q[i].max():.2f}"
+                                            for i, w in enumerate(record["warmups"])))
+
+
+def print_mechanics(record: dict, norm: str = "post", lr: float = 3e-2,
+                    at: Sequence[int] = (50, 200, 1000)) -> None:
+    """For one peak rate of a :func:`warmup_runs` record with curves: the largest attention
+    logit and the update-to-weight ratio (times 1000), min–max over seeds, at the steps
+    ``at``, one row per warmup length."""
+    run, evals = record["runs"][norm], list(record["eval_steps"])
+    j = record["lrs"].index(lr)
+    logit, ratio = _arr(run["logit_curves"])[:, j], _arr(run["ratio_curves"])[:, j]
+    cols = [evals.index(s) for s in at]
+    print(f"{norm.capitalize()}-LN, η = {lr:g}: largest |attention logit| and update-to-weight "
+          f"ratio per step x 1000, min–max over seeds, at steps {', '.join(map(str, at))}")
+    for i, w in enumerate(record["warmups"]):
+        lg = " ".join(f"{np.nanmin(logit[i, :, c]):>5.0f}–{np.nanmax(logit[i, :, c]):<5.0f}"
+                      for c in cols)
+        rt = " ".join(f"{1e3 * np.nanmin(ratio[i, :, c]):>5.1f}–{1e3 * np.nanmax(ratio[i, :, c]):<5.1f}"
+                      for c in cols)
+        print(f"  warmup {w:>3}: logit {lg}   ratio x 1000 {rt}")
+
+
+def warmup_figure(record: dict, norm: str = "post", lr: float = 3e-2, warmup: int = 300,
+                  vocab: int = 16):
+    r"""The warmup figure of 6.2, drawn in the page from :func:`warmup_runs`'s stored curves
+    (:func:`optbook.stored_figures.curves_figure`).
+
+    A menu for the layer norm and sliders that snap to the stored peak rates and warmup
+    lengths; three panels over the steps: the validation loss, the largest attention
+    logit and the update-to-weight ratio ||Delta theta|| / ||theta|| of each seed (mean
+    thick), with the same peak rate without warmup in grey and the end of the warmup
+    marked. ``record`` is the ``results`` of the rerun (``reruns.load(...)["results"]``).
     """
-    iters = _int("iters", iters)
-    params = [p for p in model.parameters() if p.requires_grad]
-    members = params[0].shape[0]
-    g = torch.Generator().manual_seed(seed)
-    v = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+    from ..stored_figures import Axis, Mark, Panel, Series, curves_figure
 
-    def normalize(vs):
-        norm = torch.sqrt(sum(t.reshape(members, -1).pow(2).sum(1) for t in vs))
-        return [t / norm.reshape((-1,) + (1,) * (t.dim() - 1)) for t in vs]
+    runs, warmups, lrs = record["runs"], list(record["warmups"]), list(record["lrs"])
+    norms = [n for n in ("post", "pre") if n in runs]
+    if not norms or "loss_curves" not in runs[norms[0]]:
+        raise ValueError("Invalid record: no stored curves (use warmup_runs(..., curves=True))")
+    if warmups[0] != 0:
+        raise ValueError(f"Invalid record: first warmup {warmups[0]} (must be 0, the reference)")
+    if norm not in norms or lr not in lrs or warmup not in warmups:
+        raise ValueError(f"Invalid default: norm={norm!r}, lr={lr!r}, warmup={warmup!r} "
+                         f"(norms {norms}, rates {lrs}, warmups {warmups})")
+    evals = [int(e) for e in record["eval_steps"]]
+    steps = evals[-1]
+    kinds = ("loss_curves", "logit_curves", "ratio_curves")
+    curves = {n: {k: _arr(runs[n][k]) for k in kinds} for n in norms}
+    labels = {"post": "Post-LN", "pre": "Pre-LN"}
 
-    v = normalize(v)
-    grads = torch.autograd.grad(_member_loss(model, x, y), params, create_graph=True)
-    eig = torch.zeros(members, dtype=torch.float64)
-    for _ in range(iters):
-        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
-        eig = sum((a * b).reshape(members, -1).sum(1) for a, b in zip(v, hv)).double()
-        v = normalize([h.detach() for h in hv])
-    return eig.numpy()
+    def data(lr, warmup, norm=norm):
+        i, j = warmups.index(warmup), lrs.index(lr)
+        out = []
+        for k in kinds:
+            panel = {"run": curves[norm][k][i, j]}
+            if warmup:
+                panel["reference"] = curves[norm][k][0, j]
+            out.append(panel)
+        return out
 
+    def marks(lr, warmup, norm=norm):
+        end = [Mark("vline", x=warmup, text="warmup ends")] if warmup else []
+        return [end + [Mark("hline", y=math.log(vocab), text="chance")], end, end]
 
-@dataclass
-class SharpnessRun:
-    """Gradient descent with warmup: sharpness and 2/eta_t at ``steps_measured``."""
-
-    warmups: tuple
-    peaks: tuple
-    seeds: tuple
-    steps_measured: np.ndarray
-    sharpness: np.ndarray          # (warmups, peaks, seeds, measurements)
-    eta: np.ndarray                # (warmups, peaks, measurements) rate used at that step
-    final_loss: np.ndarray         # (warmups, peaks, seeds) training loss at the end
-    init_loss: float
-
-
-def sharpness_during_warmup(warmups: Sequence[int], peaks: Sequence[float],
-                            seeds: Sequence[int], *, steps: int = 150, n_train: int = 256,
-                            hidden: int = 64, measure_every: int = 10,
-                            iters: int = 10) -> SharpnessRun:
-    """Full-batch gradient descent on ``n_train`` examples of the teacher task with a
-    linear warmup to each peak, every (warmup, peak, seed) stacked in one network;
-    the top Hessian eigenvalue of each run is measured every ``measure_every``
-    steps. Plain GD is stable on a quadratic only while sharpness < 2/eta
-    (Cohen et al. 2021); Kalra & Barkeshli (2024) argue that warmup works by
-    letting the sharpness fall below 2/eta_t as the rate rises.
-    """
-    from ..base import chain, scale
-    from ..torch import ChainOptimizer
-    from .schedules import StackedMLP, scale_by_member_rates
-    from .training import teacher_classification
-
-    data = teacher_classification(n_train=n_train, n_val=64, seed=0)
-    where = [(i, j, k) for i in range(len(warmups)) for j in range(len(peaks))
-             for k in range(len(seeds))]
-    m = len(where)
-    model = StackedMLP(data.x_train.shape[1], data.classes, [int(seeds[k]) for *_, k in where],
-                       hidden=hidden)
-    stacked = stack_targets(data, m)
-    schedules = [sch.linear_warmup(peaks[j], warmups[i]) for i, j, _ in where]
-    rates = np.stack([s(np.arange(steps)) for s in schedules], axis=1)
-    optimizer = ChainOptimizer(model.parameters(), chain(scale(float(m)),
-                                                         scale_by_member_rates(rates)))
-    x, y = stacked.x_train, stacked.y_train
-    init_loss = float(member_losses(model, x, y).mean())
-    measured, sharp = [], []
-
-    def measure(t):  # before step t (t = 0, k, 2k, ...) and after the last
-        measured.append(t)
-        sharp.append(top_hessian_eigenvalue(model, x, y, iters=iters))
-
-    measure(0)
-
-    def on_step(t):
-        if (t + 1) % measure_every == 0:
-            measure(t + 1)
-
-    train(model, optimizer, stacked, steps=steps, batch_size=n_train, eval_every=steps,
-          seed=0, on_step=on_step)
-    shape = (len(warmups), len(peaks), len(seeds))
-    steps_measured = np.array(measured)
-    eta = np.stack([[sch.linear_warmup(p, w)(np.minimum(steps_measured, steps - 1))
-                     for p in peaks] for w in warmups])
-    return SharpnessRun(tuple(warmups), tuple(peaks), tuple(seeds), steps_measured,
-                        np.array(sharp).T.reshape(shape + (len(measured),)), eta,
-                        member_losses(model, x, y).reshape(shape), init_loss)
-
-
-def draw_warmup_runs(grids: dict, norm: str = "post", lr: float = 3e-2, warmup: int = 0,
-                     steps: Optional[int] = None, vocab: int = 16):
-    """The warmup-slider figure: eta_t (left) and the validation loss of each seed
-    (right) for one (norm, lr, warmup) of :func:`warmup_grid`, the same rate
-    without warmup in grey. ``grids`` maps "post"/"pre" to a WarmupGrid."""
-    from .. import plotting
-
-    g = grids[norm]
-    i, j = g.warmups.index(warmup), g.lrs.index(lr)
-    steps = int(g.eval_steps[-1]) if steps is None else steps
-    fig, (a, b) = plotting.subplots(1, 2, size="wide", pyplot=False)
-    t = np.arange(steps)
-    a.plot(t, sch.linear_warmup(lr, warmup)(t), color="C0")
-    a.set_ylim(0, 1.05 * max(g.lrs)); a.set_xlabel("step t"); a.set_ylabel("η_t")
-    a.set_title(f"linear warmup over {warmup} steps to η = {lr:g}")
-    if warmup:
-        for k in range(len(g.seeds)):
-            b.plot(g.eval_steps, g.curves[0, j, k], color="0.6", lw=1,
-                   label="no warmup" if k == 0 else None)
-    for k in range(len(g.seeds)):
-        b.plot(g.eval_steps, g.curves[i, j, k], color="C0",
-               label=f"warmup {warmup}" if k == 0 else None)
-    b.axhline(math.log(vocab), color="k", ls=":", lw=0.8, label="chance")
-    b.set_ylim(0, 3.0); b.set_xlabel("step"); b.set_ylabel("validation loss (3 seeds)")
-    final = g.val_loss[i, j]
-    b.set_title(f"{norm.capitalize()}-LN: final loss {final.min():.2f}–{final.max():.2f}")
-    b.legend(loc="upper right", fontsize=8)
-    return fig
+    return curves_figure(
+        data,
+        axes=([Axis("norm", "layer norm", norms, labels=[labels[n] for n in norms], default=norm)]
+              if len(norms) > 1 else []) +
+             [Axis("lr", "peak η", lrs, default=lr),
+              Axis("warmup", "warmup steps", warmups, default=warmup)],
+        panels=[Panel("validation loss", x=evals, ylabel="cross-entropy (nats)",
+                      xlim=(0, steps), ylim=(0, 3.0)),
+                Panel("largest attention logit", x=evals, ylabel="max |q·k|/√d_h",
+                      xlim=(0, steps), yscale="log", ylim=(1, 1e7)),
+                Panel("update-to-weight ratio", x=evals, ylabel="‖Δθ‖/‖θ‖ per step",
+                      xlim=(0, steps), yscale="log", ylim=(3e-4, 0.1))],
+        series=[Series("run", "selected warmup", color="#1f77b4"),
+                Series("reference", "no warmup, same peak η", reference=True)],
+        marks=marks,
+        title="A small Transformer with and without warmup: loss, attention logits, update size",
+        headline=("{norm}" if len(norms) > 1 else labels[norm]) +
+                 ", peak η = {lr}, warmup {warmup} steps, " + f"{steps} steps, "
+                 f"{len(record['seeds'])} seeds (grey: no warmup)")
 
 
 # --- stored reruns (scripts/reruns.py; book/data/reruns/06-*.json) -----------------------------
-# The checks 6.2 and 6.3 quote but cannot afford in their minute: the warmup grid and the
-# attention-logit sweep on seeds 3-5, and a finer, six-seed grid of the sharpness runs.
+# The checks 6.2 and 6.3 quote but cannot afford in their minute: the 1,000-step warmup grid
+# (with its curves, for the figure) on three seeds x three batch orders, the Post-LN/Pre-LN
+# ratio on ten more seeds, and the attention-logit sweep on seeds 3-5.
 # Each calls the experiment functions above unchanged; 06-warmup and 06-stability print
 # the stored files next to their claims.
 
@@ -537,48 +881,135 @@ def warmup_grid_rerun(norms: Sequence[str], warmups: Sequence[int], lrs: Sequenc
             "runs": out}
 
 
-def sharpness_rerun(warmups: Sequence[int], peaks: Sequence[float], seeds: Sequence[int],
-                    steps: int, train_below: float = 0.1) -> dict:
-    """:func:`sharpness_during_warmup` for its final losses only, as a stored rerun.
+def warmup_runs(norms: Sequence[str], warmups: Sequence[int], lrs: Sequence[float],
+                seeds: Sequence[int], steps: int, batch_seed: int = 0, eval_every: int = 25,
+                curves: bool = True, n_val: int = 256, layers: int = 3,
+                batch_size: int = 16) -> dict:
+    """The warmup grid of 6.2 at a long horizon: Adam with linear warmup over ``w`` steps
+    to ``lr``, then constant, for every (norm, w, lr, seed), on the sorting task (4,096
+    training sequences, ``n_val`` validation ones), batches drawn from ``batch_seed``.
 
-    The sharpness is measured only before the first and after the last step (it
-    does not change the training: power iteration reads the weights). Returns
-    ``final_loss[i][j][s]`` for warmup ``warmups[i]``, peak ``peaks[j]``, seed
-    ``seeds[s]``; ``trains[i][j]``, how many seeds end below ``train_below``; and
-    ``largest_all[i]``, the largest peak at which every seed does (None if none).
+    Returns ``{"warmups", "lrs", "seeds", "batch_seed", "eval_steps", "runs": {norm: ...}}``
+    where each norm holds ``val_loss[i][j][s]`` and ``max_logit[i][j][s]`` after
+    training (warmup ``warmups[i]``, rate ``lrs[j]``, seed ``seeds[s]``) and, with
+    ``curves``, the validation loss, the largest attention logit and the update-to-weight
+    ratio at every evaluation (``[i][j][s][e]``; see :func:`train_transformer`).
+    Non-finite values are kept (stored as null).
     """
-    run = sharpness_during_warmup(warmups, peaks, seeds, steps=steps, measure_every=steps,
-                                  iters=10)
-    ok = run.final_loss < train_below                        # (warmups, peaks, seeds)
-    largest = []
-    for i in range(len(warmups)):
-        good = [p for j, p in enumerate(peaks) if ok[i, j].all()]
-        largest.append(max(good) if good else None)
-    return {"warmups": list(warmups), "peaks": list(peaks), "seeds": [int(s) for s in seeds],
-            "init_loss": run.init_loss, "final_loss": run.final_loss,
-            "trains": ok.sum(-1).astype(int).tolist(), "largest_all": largest}
+    warmups = [_int("warmup", w, 0) for w in warmups]
+    steps, eval_every = _int("steps", steps), _int("eval_every", eval_every)
+    if curves and steps % eval_every:
+        raise ValueError(f"Invalid eval_every: {eval_every} (must divide steps = {steps})")
+    data = sort_task(n_train=4096, n_val=n_val, length=8, vocab=16, seed=0)
+    where = [(i, j, k) for i in range(len(warmups)) for j in range(len(lrs))
+             for k in range(len(seeds))]
+    shape = (len(warmups), len(lrs), len(seeds))
+    out = {}
+    for norm in norms:
+        hist = {} if curves else None
+        model, loss, acc, evals, val = train_transformer(
+            [sch.linear_warmup(lrs[j], warmups[i]) for i, j, _ in where],
+            [int(seeds[k]) for *_, k in where], data, steps=steps, norm=norm, layers=layers,
+            batch_size=batch_size, eval_every=eval_every if curves else steps,
+            batch_seed=batch_seed, history=hist)
+        run = {"val_loss": loss.reshape(shape), "val_accuracy": acc.reshape(shape),
+               "max_logit": model.max_attention_logit().reshape(shape)}
+        if curves:
+            run["loss_curves"] = val.T.reshape(shape + (len(evals),))
+            run["logit_curves"] = hist["max_logit"].T.reshape(shape + (len(evals),))
+            run["ratio_curves"] = hist["update_ratio"].T.reshape(shape + (len(evals),))
+        out[norm] = run
+    return {"warmups": warmups, "lrs": [float(r) for r in lrs], "seeds": [int(s) for s in seeds],
+            "batch_seed": int(batch_seed), "steps": steps,
+            "eval_steps": list(range(eval_every, steps + 1, eval_every)) if curves else [steps],
+            "runs": out}
+
+
+def post_pre_rerun(depths: Sequence[int], seeds: Sequence[int], inits: Sequence[str] = ("default", "xavier"),
+                   steps: int = 0, batch: int = 256) -> dict:
+    """:func:`post_pre_ratio` on more seeds, as a stored rerun: ``ratio[init][s][d]`` for
+    seed ``seeds[s]`` and depth ``depths[d]``, with the mean, min and max over seeds.
+    ``steps`` must be 0: the gradients are taken at initialization, before any step."""
+    if steps != 0:
+        raise ValueError(f"Invalid steps: {steps!r} (must be 0: gradients at initialization)")
+    data = sort_task(n_train=4096, n_val=256, length=8, vocab=16, seed=0)
+    out = {}
+    for init in inits:
+        r = post_pre_ratio(depths, data, seeds=seeds, init=init, batch=batch)
+        out[init] = {"ratio": r, "mean": r.mean(0), "min": r.min(0), "max": r.max(0)}
+    return {"depths": [int(d) for d in depths], "seeds": [int(s) for s in seeds], "ratio": out}
 
 
 _SORT_LRS = (3e-3, 1e-2, 3e-2)
 _LOGIT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
+_RUN_WARMUPS = (0, 20, 100, 300, 600)
+_RUN_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
 RERUNS = (
+    Rerun(name="06-warmup-runs-1000-steps", chapter="06-warmup",
+          claim="The Post-LN Transformer on the sorting task for 1,000 steps, warmup "
+                "0/20/100/300/600 x peak 1e-3 to 1e-1, seeds 0-2: where does warmup "
+                "decide, does it beat a smaller constant rate, and what do the attention "
+                "logits and the update-to-weight ratio do meanwhile (the curves of the "
+                "warmup figure)?",
+          function="warmup:warmup_runs",
+          params={"norms": ("post",), "warmups": _RUN_WARMUPS, "lrs": _RUN_LRS,
+                  "seeds": (0, 1, 2), "steps": 1000, "batch_seed": 0, "eval_every": 50,
+                  "curves": True, "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=10),
+    Rerun(name="06-warmup-runs-pre-ln-1000-steps", chapter="06-warmup",
+          claim="The Pre-LN Transformer for 1,000 steps on the grid and batch order of the "
+                "Post-LN runs (warmup 0/20/100/300/600 x peak 1e-3 to 1e-1, seeds 0-2), with "
+                "curves: the Pre-LN side of the warmup figure.",
+          function="warmup:warmup_runs",
+          params={"norms": ("pre",), "warmups": _RUN_WARMUPS, "lrs": _RUN_LRS,
+                  "seeds": (0, 1, 2), "steps": 1000, "batch_seed": 0, "eval_every": 50,
+                  "curves": True, "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=15),
+    Rerun(name="06-warmup-pre-ln-1000-steps", chapter="06-warmup",
+          claim="The Pre-LN Transformer for 1,000 steps, warmup 0/100/300 x peak 3e-3 to "
+                "1e-1, seeds 0-2 (the batch order of the Post-LN runs), in a smaller stack "
+                "than 06-warmup-runs-pre-ln-1000-steps: the same runs up to float32 rounding.",
+          function="warmup:warmup_runs",
+          params={"norms": ("pre",), "warmups": (0, 100, 300), "lrs": (3e-3, 1e-2, 3e-2, 1e-1),
+                  "seeds": (0, 1, 2), "steps": 1000, "batch_seed": 0, "curves": False,
+                  "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=5),
+    Rerun(name="06-warmup-grid-smaller-stack", chapter="06-warmup",
+          claim="The Post-LN runs of seeds 0-2, first batch order, at warmup 0/100/300 x "
+                "peak 3e-3 to 3e-2, trained in a smaller stack than the full grid: the same "
+                "runs up to float32 rounding. Which outcomes survive a rounding-level change?",
+          function="warmup:warmup_runs",
+          params={"norms": ("post",), "warmups": (0, 100, 300), "lrs": _SORT_LRS,
+                  "seeds": (0, 1, 2), "steps": 1000, "batch_seed": 0, "curves": False,
+                  "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=4),
+    Rerun(name="06-warmup-post-pre-ratio-seeds-3-12", chapter="06-warmup",
+          claim="Post-LN over Pre-LN gradient norm at the last layer, at initialization, "
+                "depths 2-12, default and Xavier initialization, on ten more seeds: does "
+                "the ratio grow like sqrt(L) with Xavier (Xiong et al. 2020)?",
+          function="warmup:post_pre_rerun",
+          params={"depths": (2, 4, 8, 12), "seeds": tuple(range(3, 13)),
+                  "inits": ("default", "xavier"), "steps": 0, "batch": 256},
+          minutes=1.5),
     Rerun(name="06-warmup-grid-seeds-3-5", chapter="06-warmup",
-          claim="The Post-LN and Pre-LN warmup grid (warmup 0/20/100, peaks 3e-3 to 3e-2, "
-                "200 steps) on seeds 3-5: where does warmup decide between training and "
-                "not, and does a warmup keep the attention logits smaller?",
-          function="warmup:warmup_grid_rerun",
-          params={"norms": ("post", "pre"), "warmups": (0, 20, 100), "lrs": _SORT_LRS,
-                  "seeds": (3, 4, 5), "steps": 200, "qk_norms": (False,), "n_val": 256,
-                  "layers": 3, "batch_size": 16},
-          minutes=0.8),
-    Rerun(name="06-sharpness-finer-grid", chapter="06-stability",
-          claim="Full-batch GD with warmup 0/30/100 at peaks 3, 4, ..., 8 on seeds 0-5: "
-                "the largest peak at which every seed trains, with and without warmup.",
-          function="warmup:sharpness_rerun",
-          params={"warmups": (0, 30, 100), "peaks": (3, 4, 5, 6, 7, 8),
-                  "seeds": (0, 1, 2, 3, 4, 5), "steps": 150, "train_below": 0.1},
-          minutes=0.2),
+          claim="The 1,000-step warmup grid (warmup 0/100/300, peaks 3e-3 to 3e-2) on "
+                "seeds 3-5 with another batch order (batch seed 1).",
+          function="warmup:warmup_runs",
+          params={"norms": ("post", "pre"), "warmups": (0, 100, 300), "lrs": _SORT_LRS,
+                  "seeds": (3, 4, 5), "steps": 1000, "batch_seed": 1, "curves": False,
+                  "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=10),
+    Rerun(name="06-warmup-grid-batch-order-2", chapter="06-warmup",
+          claim="The 1,000-step warmup grid (warmup 0/100/300, peaks 3e-3 to 3e-2) on "
+                "seeds 0-2 with a second batch order (batch seed 2): does the verdict "
+                "depend on the order of the batches?",
+          function="warmup:warmup_runs",
+          params={"norms": ("post", "pre"), "warmups": (0, 100, 300), "lrs": _SORT_LRS,
+                  "seeds": (0, 1, 2), "steps": 1000, "batch_seed": 2, "curves": False,
+                  "n_val": 256, "layers": 3, "batch_size": 16},
+          minutes=10),
     Rerun(name="06-qk-norm-seeds-3-5", chapter="06-stability",
           claim="Attention logits and learning-rate sensitivity of the Pre-LN Transformer "
                 "(20-step warmup, peaks 1e-3 to 1e-1), without and with qk-layernorm, on "
