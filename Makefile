@@ -226,6 +226,7 @@ test-pythons:
 bench: setup chromium
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/optimizer_step.py
+	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/clip_grad_norm.py
 	$(BIN)/python bench/figure_latency.py
 
 test-pdf: pdf

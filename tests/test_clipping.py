@@ -171,3 +171,124 @@ def _functional_net(params):
         for p, value in zip(net.parameters(), params):
             p.copy_(value)
     return net
+
+
+# --- the foreach implementation: same numbers as torch, no host synchronisation -------------
+
+class _OpLog:
+    """Names of the ATen ops run inside the ``with`` block (a TorchDispatchMode)."""
+
+    def __enter__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        log = self.ops = []
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                log.append(func.overloadpacket.__name__)
+                return func(*args, **(kwargs or {}))
+
+        self._mode = Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._mode.__exit__(*exc)
+
+
+def many_params(n=300, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [nn.Parameter(torch.zeros(7 + k % 5, 3, dtype=dtype)) for k in range(n)]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=dtype)
+    return params
+
+
+@pytest.mark.parametrize("foreach", [None, True, False])
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+def test_every_foreach_setting_matches_torch_bit_for_bit(foreach, norm_type):
+    """Same kernels, same order of reduction: torch's result to the last bit, in float32."""
+    params = many_params()
+    ref_total, ref_grads = torch_reference(params, 1.0, norm_type, foreach=foreach)
+    total = clip_grad_norm_(params, 1.0, norm_type, foreach=foreach)
+    assert torch.equal(total, ref_total)
+    assert all(torch.equal(g, r) for g, r in zip(grads_of(params), ref_grads))
+
+
+def test_no_host_sync_and_one_norm_kernel_per_dtype():
+    """aten._local_scalar_dense is the op behind float()/bool()/.item(), i.e. a wait for
+    the device: none unless error_if_nonfinite asks for the check, then exactly one.
+    Two dtypes make two foreach groups (foreach kernels need one dtype)."""
+    params = many_params(20) + many_params(10, dtype=torch.float64, seed=1)
+    with _OpLog() as log:
+        clip_grad_norm_(params, 1.0)
+    assert "_local_scalar_dense" not in log.ops
+    assert log.ops.count("_foreach_norm") == 2 and log.ops.count("_foreach_mul_") == 2
+    assert "linalg_vector_norm" in log.ops  # the norm of the 30 norms, once
+    with _OpLog() as log:
+        clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
+    assert log.ops.count("_local_scalar_dense") == 1
+
+
+def test_mixed_dtypes_match_torch():
+    params = many_params(5) + many_params(4, dtype=torch.float64, seed=1)
+    ref_total, ref_grads = torch_reference(params, 0.5, 2.0)
+    total = clip_grad_norm_(params, 0.5)
+    assert total.dtype == ref_total.dtype
+    torch.testing.assert_close(total, ref_total, rtol=1e-6, atol=0)
+    for g, r in zip(grads_of(params), ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-6, atol=1e-9)
+
+
+def test_foreach_true_where_torch_has_no_foreach_kernels():
+    p = nn.Parameter(torch.zeros(3, device="meta"))
+    p.grad = torch.ones(3, device="meta")
+    for call in (torch.nn.utils.clip_grad_norm_, clip_grad_norm_):
+        with pytest.raises(RuntimeError, match="foreach=True was passed"):
+            call([p], 1.0, foreach=True)
+
+
+def test_float16_norm_does_not_overflow_and_matches_torch():
+    """300**2 * 4 > 65504: summing squares in float16 would overflow; a norm of norms
+    (as torch and optbook compute it) gives 300 * sqrt(8), about 849."""
+    params = [nn.Parameter(torch.zeros(4, dtype=torch.float16)) for _ in range(2)]
+    for p in params:
+        p.grad = torch.full((4,), 300.0, dtype=torch.float16)
+    ref_total, ref_grads = torch_reference(params, 1.0, 2.0)
+    total = clip_grad_norm_(params, 1.0)
+    assert total.dtype == torch.float16 and torch.equal(total, ref_total)
+    assert abs(float(total) - 300 * math.sqrt(8)) < 1.0
+    assert all(torch.equal(p.grad, r) for p, r in zip(params, ref_grads))
+
+
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+def test_total_grad_norm_matches_torch_get_total_norm(norm_type):
+    from optbook.torch.clipping import total_grad_norm
+
+    grads = [p.grad for p in many_params(50)]
+    ref = torch.nn.utils.get_total_norm(grads, norm_type)
+    assert torch.equal(total_grad_norm(grads, norm_type), ref)
+    assert torch.equal(total_grad_norm([], norm_type), torch.tensor(0.0))
+
+
+def test_documented_differences_from_torch_on_degenerate_arguments():
+    """torch accepts max_norm < 0 (it flips the gradient's sign) and norm_type = 0 or < 0;
+    optbook rejects them, as its docstring says. max_norm = 0 is accepted by both and
+    zeroes every gradient."""
+    for kwargs in ({"max_norm": -1.0}, {"max_norm": 1.0, "norm_type": 0.0},
+                   {"max_norm": 1.0, "norm_type": -1.0}):
+        ref = make_params()
+        torch.nn.utils.clip_grad_norm_(ref, **kwargs)          # torch: no error
+        with pytest.raises(ValueError, match="Invalid (max_norm|norm_type)"):
+            clip_grad_norm_(make_params(), **kwargs)
+    ref = make_params()
+    flipped = [p.grad.clone() for p in ref if p.grad is not None]
+    torch.nn.utils.clip_grad_norm_(ref, -1.0)
+    assert any((g * p.grad).sum() < 0 for g, p in zip(flipped, [p for p in ref if p.grad is not None]))
+    params, ref = make_params(), make_params()
+    torch.testing.assert_close(clip_grad_norm_(params, 0.0), torch.nn.utils.clip_grad_norm_(ref, 0.0))
+    for p in params:
+        if p.grad is not None:
+            assert torch.count_nonzero(p.grad) == 0
+    doc = clip_grad_norm_.__doc__
+    assert "max_norm < 0" in doc and "norm_type=0" in doc
