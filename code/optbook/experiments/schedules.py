@@ -206,7 +206,7 @@ def member_adam(params, rates: np.ndarray, b1: float = 0.9, b2: float = 0.999,
 # --- the problems and the schedules ------------------------------------------------------
 
 def problem(seed: int = 0) -> Dataset:
-    """The first edition's data: ``training.teacher_classification`` (2048 training
+    """The small noisy-label task: ``training.teacher_classification`` (2048 training
     examples with 10 % flipped labels, 1024 clean validation examples, 20 inputs,
     4 classes). Six epochs in, a network starts fitting the flipped labels, so longer
     training stops helping: not the place to compare training lengths."""
