@@ -16,8 +16,8 @@ mean over members (undone by a factor ``M`` before Adam).
 Sections:
 
 * the data: :func:`clean_problem` (clean labels, 32,768 examples: longer training
-  keeps helping, the regime the papers compare schedules in) and the first
-  edition's :func:`problem` (10 % flipped labels, 2,048 examples);
+  keeps helping, the regime the papers compare schedules in) and the small
+  noisy-label :func:`problem` (10 % flipped labels, 2,048 examples);
 * schedules by name at one budget, every one after the same warmup
   (:func:`make_schedule`, :data:`SCHEDULES`);
 * the tuned comparison (:func:`schedule_comparison`, :func:`tuned`, :func:`ranking`)

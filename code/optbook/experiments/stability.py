@@ -369,8 +369,8 @@ def sharpness_runs(optimizer: str, warmups: Sequence[int], peaks: Sequence[float
     weights). After every ``measure_every`` steps: the loss, the sharpness
     :math:`\lambda_{\max}(H)` and, for Adam, :math:`\lambda_{\max}(P^{-1}H)`, each by
     ``iters`` steps of power iteration (:func:`top_eigenvalues`), and the threshold at the
-    rate of the next step. ``loss="ce"`` uses the mean cross-entropy instead (the first
-    edition's loss, for contrast)."""
+    rate of the next step. ``loss="ce"`` uses the mean cross-entropy instead (for contrast
+    with the MSE: its sharpness falls with the loss at any rate)."""
     if loss not in ("mse", "ce"):
         raise ValueError(f"Invalid loss: {loss!r} (one of 'mse', 'ce')")
     if optimizer not in ("gd", "adam"):
@@ -879,7 +879,7 @@ def qk_report(res: dict) -> None:
 
 
 def qk_short_report(res: dict) -> None:
-    """Print the first edition's 200-step qk-layernorm rerun (``warmup.warmup_grid_rerun``
+    """Print the 200-step qk-layernorm rerun (``warmup.warmup_grid_rerun``
     with one warmup): per rate, largest logit and loss (min–max over seeds) without and
     with qk-layernorm, and both learning-rate sensitivities."""
     a, b = res["runs"]["pre"], res["runs"]["pre-qk"]
