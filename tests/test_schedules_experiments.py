@@ -1,6 +1,5 @@
 """optbook.experiments.schedules: stacked runs against torch.optim and the authors' package,
 the schedules by name, and the noisy quadratic model against its closed form."""
-import math
 
 import numpy as np
 import pytest

@@ -821,7 +821,7 @@ def batchnorm_pooled_report(records: Sequence[dict], trains_below: float = 0.5) 
             sub = batchnorm_table({label: r[label]}, trains_below)
             per_set.append(f"seeds {r[label]['seeds'][0]}–{r[label]['seeds'][-1]}: "
                            + "/".join(_fmt(x["largest_ok"], 3) for x in sub))
-        print(f"  per seed set, largest rate every seed trains (warmup "
+        print("  per seed set, largest rate every seed trains (warmup "
               + "/".join(f"{w:g}" for w in pooled[label]["warmup_epochs"]) + " epochs): "
               + "; ".join(per_set))
     bn = {r["warmup_epochs"]: r["largest_ok"] for r in rows if r["label"].startswith("bn-")
