@@ -24,9 +24,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = Path(os.environ.get("OPTBOOK_FIGURES_JS")
               or ROOT / "book" / "_static" / "optbook-figures.js")
-CHROMIUM = os.environ.get("OPTBOOK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 TOL = 1e-9
 
 if not BUNDLE.is_file():
@@ -36,16 +33,7 @@ if not BUNDLE.is_file():
     pytest.skip(message, allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+# the browser fixture (Debian's chromium, no network) is tests/browser/conftest.py's
 
 
 def _offline_page(browser, html: str = ""):
