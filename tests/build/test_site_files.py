@@ -35,3 +35,28 @@ def test_every_page_names_an_icon_that_exists():
             missing.append(f"{page.relative_to(SITE)}: {href}")
     assert not without, f"{len(without)} pages name no icon: {without[:5]}"
     assert not missing, f"icons that are not in the site: {missing[:5]}"
+
+
+STILL = re.compile(r'<img class="optbook-figure-static"[^>]*>')
+
+
+def test_every_figure_still_is_a_lazy_image_file():
+    """scripts/book_site.py moves each figure's still image out of the page.
+
+    The notebook keeps it as a data URI (a notebook must stand alone); on the
+    site it is a PNG in ``_images`` loaded lazily, so the running figure, which
+    hides it, costs a reader with scripts nothing (issue 20: the data URIs had
+    pushed chapter 5's page over the 400 KB budget).
+    """
+    stills, problems = 0, []
+    for page in _pages():
+        for tag in STILL.findall(page.read_text(encoding="utf-8")):
+            stills += 1
+            src = re.search(r'\bsrc="([^"]+)"', tag).group(1)
+            where = f"{page.relative_to(SITE)}: {src[:60]}"
+            if src.startswith("data:") or 'loading="lazy"' not in tag:
+                problems.append(f"{where} is inline or not lazy")
+            elif not (page.parent / src).resolve().read_bytes().startswith(b"\x89PNG"):
+                problems.append(f"{where} is not a PNG file")
+    assert stills >= 10, f"only {stills} figure stills in the whole site"
+    assert not problems, "\n".join(problems)
