@@ -284,3 +284,26 @@ def test_explorer_outcomes_on_the_quadratic_follow_the_stability_limits():
         b = row["beta"]
         limit = 2 * (1 + b) if row["method"] == "momentum" else 2 * (1 + b) / (1 + 2 * b)
         assert (row["diverged_at"] is not None) == (eta_l > limit), row
+
+
+def test_lessard_run_nesterov_standard_matches_torch_sgd_nesterov():
+    """NAG at eta = 1/L, beta = (sqrt(kappa)-1)/(sqrt(kappa)+1) on Lessard et al.'s
+    function, against torch.optim.SGD(nesterov=True) at 1/25 and 2/3 (the oracle)."""
+    ours = M.lessard_run("nesterov_standard", 3.3, 60)
+    x = torch.tensor([3.3], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=1.0 / 25.0, momentum=2.0 / 3.0, nesterov=True)
+    ref = [3.3]
+    for _ in range(60):
+        opt.zero_grad()
+        x.grad = torch.as_tensor(M.lessard_gradient(x.detach().numpy()), dtype=torch.float64)
+        opt.step()
+        ref.append(float(x.detach()[0]))
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_lessard_run_nesterov_standard_converges_from_many_starts():
+    """The textbook NAG setting has a guarantee on every 1-strongly convex, 25-smooth
+    function (Nesterov 2004); on this one it must converge from every start."""
+    starts = np.linspace(-4.0, 4.0, 41)
+    ends = M.lessard_run("nesterov_standard", starts, 600)[-1]
+    assert np.abs(ends).max() < 1e-10

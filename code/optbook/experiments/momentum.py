@@ -743,18 +743,23 @@ def lessard_value(x):
 def lessard_run(method: str, x0, steps: int) -> np.ndarray:
     r"""Iterates :math:`x_0, \dots, x_T` on :func:`lessard_gradient` with ``optbook.momentum``
     at Polyak's parameters for :math:`\mu = 1, L = 25` (:math:`\eta = 1/9`, :math:`\beta = 4/9`),
-    ``optbook.nesterov`` at :func:`nesterov_optimal_parameters`, or ``optbook.sgd`` at
-    :math:`2/(L+\mu)`. ``x0`` may be an array of starts (one run each, all at once);
-    the result then has shape ``(steps + 1, len(x0))``."""
+    ``optbook.nesterov`` at :func:`nesterov_optimal_parameters`, ``optbook.nesterov`` at
+    the textbook setting for strongly convex functions (``"nesterov_standard"``:
+    :math:`\eta = 1/L = 1/25`, :math:`\beta = (\sqrt\kappa-1)/(\sqrt\kappa+1) = 2/3`),
+    or ``optbook.sgd`` at :math:`2/(L+\mu)`. ``x0`` may be an array of starts (one run
+    each, all at once); the result then has shape ``(steps + 1, len(x0))``."""
     steps = _check_int("steps", steps, 0)
     if method == "momentum":
         optimizer = momentum(*polyak_parameters(1.0, 25.0))
     elif method == "nesterov":
         optimizer = nesterov(*nesterov_optimal_parameters(1.0, 25.0))
+    elif method == "nesterov_standard":
+        optimizer = nesterov(1.0 / 25.0, polyak_rate(25.0))
     elif method == "gd":
         optimizer = sgd(2.0 / 26.0)
     else:
-        raise ValueError(f"Invalid method: {method!r} (choose 'gd', 'momentum' or 'nesterov')")
+        raise ValueError(f"Invalid method: {method!r} "
+                         "(choose 'gd', 'momentum', 'nesterov' or 'nesterov_standard')")
     scalar = np.ndim(x0) == 0
     x = np.array(x0, dtype=float).reshape(-1)
     state = optimizer.init(x)
