@@ -913,8 +913,9 @@ RERUNS = (
            params={"steps": 150, "seeds": (3, 4, 5), "eval_every": 150, "lr_grids": None},
            minutes=0.5),
     Rerun(name="05-comparison-1500-steps", chapter="05-descendants",
-           claim="The six-optimizer comparison at 1,500 steps (10x), every grid extended by "
-                 "two smaller learning rates and retuned on the mean of seeds 0-2: "
+           claim="The six-optimizer comparison at 1,500 steps (10x), every grid moved to "
+                 "smaller learning rates (SGD, Adam, AdaFactor: the 150-step grid / 10; LAMB, "
+                 "Lion, Sophia: two smaller rates added) and retuned on the mean of seeds 0-2: "
                  "does Lion's lead at 150 steps last?",
            function="descendants:comparison_rerun",
            params={"steps": 1500, "seeds": (0, 1, 2), "eval_every": 150,
