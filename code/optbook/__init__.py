@@ -12,6 +12,7 @@ Functional core (NumPy arrays or torch tensors)::
 from .adafactor import (adafactor, clip_by_block_rms, scale_by_factored_rms,
                         scale_by_param_block_rms, scale_by_relative_step)
 from .adam import scale_by_adam
+from .adam_variants import nadam, radam, scale_by_nadam, scale_by_radam
 from .adaptive import scale_by_adagrad, scale_by_rms
 from .base import (GradientTransformation, apply_updates, chain, global_norm, identity,
                    namespace, scale, scale_by_learning_rate, tree_leaves, tree_map, zeros_like)

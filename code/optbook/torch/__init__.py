@@ -14,3 +14,4 @@ from .lamb import LAMB
 from .lion import Lion
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sophia import SophiaG
+from .adam_variants import NAdam, RAdam
