@@ -21,6 +21,7 @@ from .clipping import clip_by_global_norm, clip_grad_norm
 from .lamb import lamb, scale_by_trust_ratio
 from .lion import lion, scale_by_lion
 from .momentum import trace
+from .muon import muon, newton_schulz, newton_schulz_scalar, scale_by_muon
 from .schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .sophia import hessian_ema, scale_by_sophia, sophia

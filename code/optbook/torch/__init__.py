@@ -15,3 +15,4 @@ from .lion import Lion
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sophia import SophiaG
 from .adam_variants import NAdam, RAdam
+from .muon import Muon, muon_param_groups
