@@ -16,3 +16,4 @@ from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sophia import SophiaG
 from .adam_variants import NAdam, RAdam
 from .muon import Muon, muon_param_groups
+from .shampoo import Shampoo
