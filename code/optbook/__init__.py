@@ -25,6 +25,7 @@ from .muon import muon, newton_schulz, newton_schulz_scalar, scale_by_muon
 from .shampoo import matrix_inverse_root, scale_by_shampoo, shampoo
 from .schedule_free import schedule_free_adamw, schedule_free_sgd
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
+from .soap import scale_by_soap, soap
 from .sophia import hessian_ema, scale_by_sophia, sophia
 from .weight_decay import add_decayed_weights
 from . import schedule_free, schedules, torch  # optbook.torch: the torch.optim-compatible classes

@@ -17,3 +17,4 @@ from .sophia import SophiaG
 from .adam_variants import NAdam, RAdam
 from .muon import Muon, muon_param_groups
 from .shampoo import Shampoo
+from .soap import SOAP
