@@ -41,10 +41,13 @@ cubic ``(1.5, -0.5, 0)`` does, but multiplies a small ``s`` by only
   AdamW's learning rate and weight decay carry over (``torch.optim.Muon``'s
   ``adjust_lr_fn="match_rms_adamw"``).
 
-Newton-Schulz runs in float32 by default (``ns_dtype``): Jordan's code uses
-bfloat16, which is fast on GPUs, but on a CPU bfloat16 matrix products are
-slower than float32 ones; ``ns_dtype="bfloat16"`` reproduces the reference's
-rounding, ``"float64"`` is for tests. Arrays with more than two axes
+Newton-Schulz runs in float32 by default (``ns_dtype``), so that optbook's
+Muon equals a float32 run of Jordan's code bit for bit and the book's
+numbers do not rest on bfloat16 rounding. Jordan's code uses bfloat16, which
+is fast on GPUs; on a CPU it is fast only where the processor has bfloat16
+instructions (on the AVX-512 machine this book is built on, ``make bench``
+found the bfloat16 implementations faster than optbook's float32 one). ``ns_dtype="bfloat16"``
+reproduces the reference's rounding, ``"float64"`` is for tests. Arrays with more than two axes
 (convolution kernels, out x in x kh x kw) are viewed as ``out x (in kh kw)``;
 vectors and scalars are refused: Muon is for the hidden weight matrices,
 and the rest (biases, gains, embeddings, the output head) belongs to AdamW
