@@ -17,6 +17,16 @@ from .classic import _ClassicOptimizer
 __all__ = ["NAdam", "RAdam"]
 
 
+def _adam_defaults(lr, betas, eps, weight_decay, decoupled_weight_decay, **flags) -> dict:
+    """The checked hyper-parameters both classes share, as a defaults dict (torch's messages)."""
+    check_number("learning rate", lr)
+    check_number("epsilon value", eps)
+    check_betas_pair(betas)
+    check_number("weight_decay value", weight_decay)
+    return dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                decoupled_weight_decay=decoupled_weight_decay, **flags)
+
+
 class NAdam(_ClassicOptimizer):
     """NAdam (Dozat 2016): Adam with Nesterov momentum and torch's momentum schedule.
 
@@ -32,14 +42,9 @@ class NAdam(_ClassicOptimizer):
                  eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
                  decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False):
-        check_number("learning rate", lr)
-        check_number("epsilon value", eps)
-        check_betas_pair(betas)
-        check_number("weight_decay value", weight_decay)
         check_number("momentum_decay value", momentum_decay)
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+        super().__init__(params, _adam_defaults(
+            lr, betas, eps, weight_decay, decoupled_weight_decay, momentum_decay=momentum_decay,
             foreach=foreach, maximize=maximize, capturable=capturable,
             differentiable=differentiable))
 
@@ -63,14 +68,9 @@ class RAdam(_ClassicOptimizer):
                  eps: float = 1e-8, weight_decay: float = 0,
                  decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False):
-        check_number("learning rate", lr)
-        check_number("epsilon value", eps)
-        check_betas_pair(betas)
-        check_number("weight_decay value", weight_decay)
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay, foreach=foreach, maximize=maximize,
-            capturable=capturable, differentiable=differentiable))
+        super().__init__(params, _adam_defaults(
+            lr, betas, eps, weight_decay, decoupled_weight_decay, foreach=foreach,
+            maximize=maximize, capturable=capturable, differentiable=differentiable))
 
     def make_transform(self, group: dict) -> GradientTransformation:
         b1, b2 = group["betas"]
