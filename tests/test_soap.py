@@ -16,9 +16,9 @@ first call initializes only, eigh then power iteration + QR with sorted columns,
   rounding noise, ``m / (sqrt(v) + eps)`` there is noise over noise, and a 1-ulp
   difference grows to 1e-2 within 37 steps in *either* implementation.
 
-Not used as an oracle: heavyball's SOAP variants, which change the algorithm
-(e.g. their own preconditioner schedules and normalizations), so agreement with
-them would not say that this is the published SOAP.
+Not used as an oracle: heavyball's SOAP classes, which are modified versions of
+the algorithm (issue 23 records that choice; this file does not list their
+changes), so agreement with them would not say that this is the published SOAP.
 """
 import numpy as np
 import pytest
