@@ -330,9 +330,11 @@ def test_resume_is_bit_identical_and_lr_scheduler_scales_both_kinds():
     make = lambda ps: Muon(_groups_by_name(model, names, ps), adamw_lr=1e-2)
     assert_resumes_bit_identically(make, params0, loss_fn, steps=4)
     opt = make([p.clone().requires_grad_() for p in params0])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5)
-    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.005]
-    assert sched is not None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 ** (t + 1))
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.005]  # Muon 0.02, AdamW 1e-2, halved
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.005, 0.0025]
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
