@@ -50,7 +50,8 @@ def test_matches_torch(cls, kwargs, float64_default):
 
 
 def test_radam_threshold_is_torch_s():
-    # beta2 = 0.999: rho_t = 1.0, 1.999, 2.997, 3.994, 4.990, 5.985, ... -> steps 1-5 are SGD
+    # beta2 = 0.999: rho_t = 1.000, 1.999, 2.998, 3.997, 4.996, 5.994, ... -> steps 1-5 are SGD
+    # (the paper's rho_t > 4 would make step 5 adaptive; torch and this module say > 5)
     assert [radam_rectification(t, 0.999) is None for t in range(1, 8)] == [True] * 5 + [False] * 2
     # rho_t tends to rho_inf, so r_t tends to 1
     assert radam_rectification(10 ** 6, 0.999) == pytest.approx(1.0, abs=1e-6)

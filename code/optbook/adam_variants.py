@@ -15,9 +15,9 @@ build. Its momentum coefficient follows a warm-up schedule
     update = [ (1 - mu_t) / (1 - prod_{i<=t} mu_i) * g_t
              + mu_{t+1} / (1 - prod_{i<=t+1} mu_i) * m_t ] / (sqrt(v_t / (1 - beta2^t)) + eps)
 
-This is the variant of Dozat's paper with the momentum schedule (as in
-torch and Keras), not the "NAdam without schedule" of some libraries: with
-``momentum_decay = 0`` the schedule is the constant ``beta1 / 2``, not beta1.
+This is the variant of Dozat's paper with the momentum schedule, as torch
+computes it; note that with ``momentum_decay = 0`` the schedule is the
+constant ``beta1 / 2``, not beta1.
 
 **RAdam** (Liu et al. 2020) notices that in Adam's first steps ``v_t`` is an
 average of very few squared gradients, so its variance is large; it runs
@@ -32,8 +32,11 @@ rectification factor ``r_t`` < 1 that tends to 1::
             = m_hat                                          otherwise
     r_t     = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
 
-The threshold 5 is torch's (the paper's Algorithm 2 writes rho_t > 4; torch,
-and the authors' own code, use 5, where ``r_t`` is real and not tiny). Note
+The threshold is torch's ``rho_t > 5`` (the paper's Algorithm 2 writes
+rho_t > 4, the authors' code ``rho_t >= 5``; ``r_t`` is real for rho_t > 4 and
+tiny just above it). With beta2 = 0.999, rho_5 = 4.996 and rho_6 = 5.994: by
+the paper's test step 5 would already be adaptive, by torch's and the
+authors' code step 6 is the first. Note
 where eps sits: ``sqrt(1 - beta2^t) / (sqrt(v_t) + eps)``, i.e. eps is
 *not* bias-corrected, unlike Adam's ``sqrt(v_hat) + eps``.
 

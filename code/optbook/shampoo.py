@@ -12,9 +12,10 @@ the gradient ``G_t`` from the left and from the right (Algorithm 1)::
     R_t = R_{t-1} + G_t^T G_t                                   (n x n)
     W_{t+1} = W_t - eta L_t^{-1/4} G_t R_t^{-1/4}
 
-``L ⊗ R`` approximates the full-matrix statistic (its square root bounds
-it), so the two fourth roots together act like full-matrix AdaGrad's
-inverse square root. For an order-k tensor each axis i gets a statistic
+Gupta et al. show that ``L^{1/2} ⊗ R^{1/2}`` bounds the full-matrix
+statistic from above (up to a factor, the rank of the gradients), so the two
+fourth roots together act like full-matrix AdaGrad's inverse square root at
+the cost of an m x m and an n x n matrix instead of an mn x mn one. For an order-k tensor each axis i gets a statistic
 ``H_i += G_(i) G_(i)^T`` (G unfolded along axis i) and the exponent is
 ``-1/(2k)``: -1/2 for a vector (full-matrix AdaGrad), -1/4 for a matrix,
 -1/8 for a convolution kernel.
@@ -36,7 +37,8 @@ Optimization"; Shi et al. 2023, Distributed Shampoo), each an option here:
   its direction but takes the norm of another optimizer's step ``A`` on the
   same block, ``D ||A||_F / ||D||_F``. Shampoo then decides *where* to go and
   a well-understood diagonal method *how far*, so its learning rate and
-  schedule carry over. The Distributed Shampoo authors found it essential.
+  schedule carry over. Shi et al. (Distributed Shampoo) describe grafting
+  as key to making Shampoo work in practice.
   "sgd" grafts the gradient's norm; "adam" grafts Adam's without momentum
   (RMSprop with bias correction, ``g / (sqrt(v_hat) + graft_eps)``, v with
   ``graft_beta2``), as Distributed Shampoo's AdamGraftingConfig does.

@@ -19,8 +19,8 @@ cheaply: one step of power iteration from the current ones,
 eigenvalues ``diag(Q^T L Q)`` (largest first) and permuting ``v``'s
 coordinates the same way, so that each second-moment entry stays with its
 direction. Between refreshes Q is stale, but Adam's second moment keeps
-adapting in the (slightly wrong) basis: this is why SOAP tolerates rare
-refreshes where Shampoo's stale roots do not.
+adapting in the (slightly wrong) basis: Vyas et al. give this as the reason
+SOAP tolerates rarer refreshes than Shampoo tolerates stale roots.
 
 Details as in the authors' reference (github.com/nikhilvyas/SOAP), which
 optbook follows:
@@ -43,7 +43,7 @@ applies its decoupled weight decay to the *already updated* weights,
 at every step. The two differ by ``lr^2 wd u`` per step.
 
 Reference: N. Vyas et al., "SOAP: Improving and Stabilizing Shampoo using
-Adam", 2024 (ICLR 2025), Algorithm 3.
+Adam", 2024 (ICLR 2025); reference code github.com/nikhilvyas/SOAP.
 """
 from __future__ import annotations
 
