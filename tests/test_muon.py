@@ -373,3 +373,14 @@ def test_vectors_in_a_muon_group_are_refused_with_their_name():
     # vectors go to AdamW groups
     opt = Muon([{"params": [model.weight]}, {"params": [model.bias], "use_muon": False}])
     assert opt.param_groups[1]["lr"] == 3e-4 and opt.param_groups[1]["eps"] == 1e-10
+
+
+def test_functional_helpers_bad_input():
+    with pytest.raises(ValueError, match=r"newton_schulz needs a matrix, got shape \(3,\)"):
+        newton_schulz(np.ones(3))
+    with pytest.raises(ValueError, match="Invalid ns_dtype: 'float16'"):
+        newton_schulz(np.ones((2, 2)), dtype="float16")
+    with pytest.raises(ValueError, match="Invalid steps: -1"):
+        newton_schulz_scalar(0.5, steps=-1)
+    with pytest.raises(ValueError, match="Invalid ns_coefficients entry 2: nan"):
+        newton_schulz_scalar(0.5, coefficients=(1.0, 2.0, float("nan")))

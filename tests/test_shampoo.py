@@ -208,3 +208,12 @@ def test_a_zero_dim_parameter_is_left_as_sgd():
     g = np.array(2.0)
     u, _ = t.update(g, t.init(g))
     assert u == 2.0
+
+
+def test_matrix_inverse_root_bad_input():
+    with pytest.raises(ValueError, match=r"square matrix, got shape \(2, 3\)"):
+        matrix_inverse_root(np.ones((2, 3)), 4)
+    with pytest.raises(ValueError, match="Invalid root: 0"):
+        matrix_inverse_root(np.eye(2), 0)
+    with pytest.raises(ValueError, match="Invalid epsilon value: -1"):
+        matrix_inverse_root(np.eye(2), 4, -1)

@@ -83,6 +83,10 @@ def matrix_inverse_root(H, root: float, eps: float = 0.0):
     and floored at the smallest normal float64 (as an SVD, which sees ``|w|``,
     would). Returned in H's dtype.
     """
+    if len(H.shape) != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"matrix_inverse_root needs a square matrix, got shape {tuple(H.shape)}")
+    root = check_number("root", root, low=0.0, low_inclusive=False)
+    eps = check_number("epsilon value", eps)
     xp = namespace(H)
     if array_api_compat.is_torch_array(H):
         import torch
