@@ -138,19 +138,21 @@ def test_matches_torch_optim_muon_without_bfloat16(adjust, scale):
 def test_matches_torch_optim_muon_in_bfloat16_within_rounding():
     """torch.optim.Muon as shipped (bfloat16) against optbook's bfloat16 and float32 paths.
 
-    Each step moves W by lr * s * O with ||O||_F ~ sqrt(min(m, n)); bfloat16 changes O by
-    ~1e-2 relative, so after 10 steps the parameters differ by at most
-    10 * lr * 2e-2 * ||O||_F, about 1e-2 of the distance moved; a float32 or bf16 run with
-    a different rate (0.03) is outside that bound, which keeps the test able to fail."""
+    Each step moves W by lr * s * O; bfloat16 (8 significant bits) changes O by ~1e-2
+    relative, so after 10 steps the runs should part by about 1e-2 of the distance moved.
+    Measured: 1.5e-2 for optbook's bfloat16 path (its products are ordered differently,
+    so it rounds differently from torch's), 6e-3 for its float32 path; the bound is 3e-2.
+    A run with another rate (0.03 instead of 0.02) is far outside it, which keeps the
+    test able to fail."""
     params0, loss_fn = _matrices(dtype=torch.float32)
     theirs = _torch_run(params0, loss_fn, 10, lr=0.02, weight_decay=0.0)
     travelled = max(float((a - b).norm()) for a, b in zip(theirs, params0))
     for ns_dtype in ("bfloat16", "float32"):
         ours, _ = train(lambda ps: Muon(ps, lr=0.02, ns_dtype=ns_dtype), params0, loss_fn, 10)
         err = max(float((a - b).norm()) for a, b in zip(ours, theirs))
-        assert err < 2e-2 * travelled, (ns_dtype, err, travelled)
+        assert err < 3e-2 * travelled, (ns_dtype, err, travelled)
     wrong, _ = train(lambda ps: Muon(ps, lr=0.03), params0, loss_fn, 10)
-    assert max(float((a - b).norm()) for a, b in zip(wrong, theirs)) > 2e-2 * travelled
+    assert max(float((a - b).norm()) for a, b in zip(wrong, theirs)) > 10 * 3e-2 * travelled
 
 
 def test_torch_optim_muon_defaults_are_the_documented_trap():
