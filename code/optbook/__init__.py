@@ -22,8 +22,8 @@ from .lamb import lamb, scale_by_trust_ratio
 from .lion import lion, scale_by_lion
 from .momentum import trace
 from .muon import muon, newton_schulz, newton_schulz_scalar, scale_by_muon
-from .shampoo import matrix_inverse_root, scale_by_shampoo, shampoo
 from .schedule_free import schedule_free_adamw, schedule_free_sgd
+from .shampoo import matrix_inverse_root, scale_by_shampoo, shampoo
 from .optimizers import adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd
 from .soap import scale_by_soap, soap
 from .sophia import hessian_ema, scale_by_sophia, sophia
