@@ -7,9 +7,10 @@
 #   make lab       open the notebooks in JupyterLab with live widgets
 #
 # Setup is automatic and incremental: .venv is created with `python3 -m venv`
-# and filled from requirements.txt (versions of every dependency fixed by
-# constraints.txt) + `pip install -e .` (stamp file .venv/.installed, redone
-# when requirements.txt, constraints.txt or pyproject.toml change);
+# and filled from requirements.txt and tests/requirements.txt (the unit tests'
+# oracles; versions of every dependency fixed by constraints.txt) + `pip install
+# -e .` (stamp file .venv/.installed, redone when one of those files or
+# pyproject.toml changes);
 # MathJax comes from npm (package-lock.json) into node_modules.
 
 SHELL := /bin/bash
@@ -64,12 +65,12 @@ PIP_PIN := $(shell grep -E '^pip==' requirements.txt)
 REPOSITORY ?= $(OPTBOOK_REPOSITORY)
 export OPTBOOK_REPOSITORY := $(REPOSITORY)
 
-$(VENV_STAMP): requirements.txt constraints.txt pyproject.toml
+$(VENV_STAMP): requirements.txt tests/requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(PIP_PIN)"
 	$(BIN)/python -m pip install --quiet --timeout 15 --retries 1 \
 	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r tests/requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 

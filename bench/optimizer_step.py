@@ -29,6 +29,16 @@ form; torch-optimizer's Lamb for LAMB (bias-corrected, ``debias=True``);
 torch.optim.Adafactor. With ``--functional``, "optbook functional" is the same
 optbook class with ``fast_path = False``: what every step cost before the
 in-place path.
+
+The matrix optimizers (Muon, Shampoo, SOAP) step on the Transformer's hidden
+weight matrices only (8 matrices of 2 blocks at d = 256 for ``--matrix-scale 1``,
+up to 1024 x 256: their cost grows with the cube of a side, and Muon and
+Shampoo refuse or do not fit an 8192-row embedding), the same shapes for every
+competitor: torch.optim.Muon (bfloat16 Newton-Schulz, "original" scale, no
+decay) and Jordan's SingleDeviceMuon (muon-optimizer, bfloat16) for Muon;
+pytorch-optimizer's Shampoo (SVD roots in the parameter's dtype, every step,
+as optbook's ``precondition_frequency=1``) and SOAP (its defaults). These come
+from tests/requirements.txt, which ``make setup`` installs.
 """
 from __future__ import annotations
 
@@ -55,6 +65,15 @@ def shapes(scale: float) -> list[tuple[int, ...]]:
         out += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,),  # LayerNorm, attention
                 (d,), (d,), (hidden, d), (hidden,), (d, hidden), (d,)]  # LayerNorm, MLP
     return out  # 1 + 4 * 12 = 49 tensors
+
+
+def matrix_shapes(scale: float) -> list[tuple[int, ...]]:
+    """The hidden weight matrices of a 2-block Transformer, d = 256 * scale."""
+    d = max(8, int(256 * scale))
+    out = []
+    for _ in range(2):
+        out += [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]  # attention in/out, MLP in/out
+    return out
 
 
 # --- the authors' SophiaG step, transcribed (single-tensor path of their sophia.py) ------
@@ -103,7 +122,8 @@ def functional(cls):
 
 
 def competitors() -> list[tuple[str, dict, list]]:
-    """(optbook class name, its kwargs, [(label, constructor, kwargs), ...])."""
+    """(optbook class name, its kwargs, [(label, constructor, kwargs), ...]) of the
+    element-wise optimizers, which step on :func:`shapes`."""
     import lion_pytorch
     import lion_pytorch.foreach
     import torch_optimizer
@@ -129,6 +149,22 @@ def competitors() -> list[tuple[str, dict, list]]:
          [("authors' step (rho*bs)", AuthorsSophiaG, {"rho": 0.04, "bs": 5120}),
           ("authors' step (gamma)", AuthorsSophiaG, {"gamma": 0.01})]),
         ("Adafactor", dict(lr=1e-2), torch_variants(torch.optim.Adafactor, fused=False)),
+    ]
+
+
+def matrix_competitors() -> list[tuple[str, dict, list]]:
+    """The same for Muon, Shampoo and SOAP, which step on :func:`matrix_shapes`."""
+    import muon  # muon-optimizer (tests/requirements.txt)
+    import pytorch_optimizer
+
+    return [
+        ("Muon", dict(lr=0.02, momentum=0.95, weight_decay=0.0),
+         [("torch.optim.Muon (bf16)", torch.optim.Muon, {"adjust_lr_fn": "original"}),
+          ("muon-optimizer (bf16)", muon.SingleDeviceMuon, {})]),
+        ("Shampoo", dict(lr=1e-3, eps=1e-6),
+         [("pytorch-optimizer Shampoo", pytorch_optimizer.Shampoo, {})]),
+        ("SOAP", dict(lr=3e-3, weight_decay=0.01),
+         [("pytorch-optimizer SOAP", pytorch_optimizer.SOAP, {})]),
     ]
 
 
@@ -238,6 +274,8 @@ def kwargs_for(name, kwargs):
     """optbook's hyper-parameters in the competitor's vocabulary."""
     if name == "SophiaG":
         return {"lr": kwargs["lr"], "weight_decay": kwargs["weight_decay"]}
+    if name == "Shampoo":
+        return {"lr": kwargs["lr"], "matrix_eps": kwargs["eps"]}
     return dict(kwargs)
 
 
@@ -247,12 +285,18 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="vocabulary scale (1.0: 16.8 M parameters)")
+    parser.add_argument("--matrix-rounds", type=int, default=4,
+                        help="rounds for Muon, Shampoo and SOAP (a Shampoo step takes seconds)")
+    parser.add_argument("--matrix-scale", type=float, default=1.0,
+                        help="side scale of Muon's, Shampoo's and SOAP's matrices (1.0: d = 256)")
     parser.add_argument("--only", nargs="*", help="class names to run (default: all)")
     parser.add_argument("--functional", action="store_true",
                         help="also time optbook's functional chains (fast_path = False); slow")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.threads < 1 or args.scale <= 0:
-        parser.error("--rounds and --threads must be >= 1, --scale > 0")
+    if (args.rounds < 1 or args.matrix_rounds < 1 or args.threads < 1 or args.scale <= 0
+            or args.matrix_scale <= 0):
+        parser.error("--rounds, --matrix-rounds and --threads must be >= 1, "
+                     "--scale and --matrix-scale > 0")
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     base = [0.02 * torch.randn(s, generator=gen) for s in shapes(args.scale)]
@@ -264,11 +308,26 @@ def main(argv=None):
     print("ratio = optbook's minimum step time / the competitor's (< 1: optbook faster); "
           "step peak = tensors allocated by one step and alive at once (TorchDispatchMode)")
     summary = []
-    for name, kwargs, rivals in competitors():
-        if args.only and name not in args.only:
+    wanted = lambda name: not args.only or name in args.only
+    element_wise = [n for n in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Lion", "LAMB",
+                                "SophiaG", "Adafactor") if wanted(n)]
+    for name, kwargs, rivals in competitors() if element_wise else []:
+        if not wanted(name):
             continue
         rows = bench_class(name, kwargs, rivals, base, grads, args.rounds, args.functional)
         summary.append((name, rows))
+    matrices = [n for n in ("Muon", "Shampoo", "SOAP") if wanted(n)]
+    if matrices:
+        m_shapes = matrix_shapes(args.matrix_scale)
+        m_base = [0.02 * torch.randn(s, generator=gen) for s in m_shapes]
+        m_grads = [1e-3 * torch.randn(s, generator=gen) for s in m_shapes]
+        print(f"\nmatrix optimizers: {sum(b.numel() for b in m_base) / 1e6:.2f} M float32 "
+              f"parameters in {len(m_base)} matrices, {sorted(set(m_shapes))}")
+        for name, kwargs, rivals in matrix_competitors():
+            if name in matrices:
+                rows = bench_class(name, kwargs, rivals, m_base, m_grads, args.matrix_rounds,
+                                   args.functional)
+                summary.append((name, rows))
     print("\nsummary: optbook / competitor, minimum wall time (minimum CPU time) over rounds")
     for name, rows in summary:
         print(f"  {name:<10}" + "   ".join(f"{label} {ratio:.2f}x ({cpu_ratio:.2f}x)"

@@ -5,7 +5,8 @@ wheels of its own (a wheel folder in ``PIP_FIND_LINKS``, a mirror in pip's
 config file) a pin can be satisfied by a file no public index serves, such as
 torch's local version ``2.13.0+cpu``. A reader then meets
 ``ResolutionImpossible``. This check looks at the pins as a plain pip on a
-plain index sees them, for every supported Python, and fails on:
+plain index sees them (requirements.txt with tests/requirements.txt, under
+constraints.txt), for every supported Python, and fails on:
 
 * a pin with a local version label (``+cpu``): public indexes do not serve it
   under that name;
@@ -59,7 +60,11 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parent.parent
-PIN_FILES = (ROOT / "requirements.txt", ROOT / "constraints.txt")
+# The book's requirements, the unit tests' oracles (installed with them by make
+# setup), and the frozen constraints both are resolved under.
+REQUIREMENTS = (ROOT / "requirements.txt", ROOT / "tests" / "requirements.txt")
+CONSTRAINTS = ROOT / "constraints.txt"
+PIN_FILES = (*REQUIREMENTS, CONSTRAINTS)
 SUPPORTED = ("3.11", "3.12", "3.13")
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 # Platform tags that a torch wheel must (Linux x86-64) or may carry.
@@ -156,7 +161,8 @@ def start_resolution(python: str, stand_ins: Path, report: Path) -> subprocess.P
     command = [sys.executable, "-m", "pip", "--python", python, "install", "--dry-run",
                "--ignore-installed", "--quiet", "--report", str(report),
                "--find-links", str(stand_ins),
-               "-r", str(PIN_FILES[0]), "-c", str(PIN_FILES[1])]
+               *[arg for path in REQUIREMENTS for arg in ("-r", str(path))],
+               "-c", str(CONSTRAINTS)]
     return subprocess.Popen(command, env=plain_pip_environment(), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -324,3 +324,62 @@ def test_adafactor_state_and_step_memory_equal_torch():
     assert ours.last_step_paths["in_place"] == len(shapes)
     assert state_bytes(ours) == state_bytes(theirs)  # row and column factors, one vector
     assert step_peak(ours) <= step_peak(theirs)
+
+
+# --- NAdam, RAdam, Muon, Shampoo, SOAP: no in-place twin, so always the functional chain --
+
+def _matrix_and_vector():
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(s, generator=gen, dtype=torch.float64))
+          for s in [(12, 8), (8,)]]
+    for p in ps:
+        p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+    return ps
+
+
+MATRIX_OPTIMIZERS = {
+    "NAdam": lambda ps: optbook.torch.NAdam(ps),
+    "RAdam": lambda ps: optbook.torch.RAdam(ps),
+    "Shampoo": lambda ps: optbook.torch.Shampoo(ps, grafting="adam"),
+    "SOAP": lambda ps: optbook.torch.SOAP(ps),
+    "Muon": lambda ps: optbook.torch.Muon([{"params": ps[:1]},
+                                           {"params": ps[1:], "use_muon": False}]),
+}
+
+
+@pytest.mark.parametrize("name", list(MATRIX_OPTIMIZERS))
+@pytest.mark.parametrize("mode", list(MODES))
+def test_new_rules_run_the_functional_chain_in_every_mode(name, mode):
+    """The oracle tests of these classes test the functional chain; if an in-place twin is
+    ever added, this fails until the twin gets a 1e-12 test like the ones above. (Muon's
+    AdamW groups take the fused kernel: tests/test_muon.py holds them to the functional
+    chain at 1e-12.)"""
+    ps = _matrix_and_vector()
+    opt = with_mode(MATRIX_OPTIMIZERS[name], mode)(ps)
+    opt.step()
+    aux = {"functional": 0, "in_place": 0, "default": 0}
+    if name == "Muon":
+        aux = {"functional": 0, "in_place": 1, "default": 1}
+    expected = {"fused": aux["default"] if mode == "default" else 0,
+                "in_place": aux["in_place"] if mode == "in_place" else 0}
+    assert opt.last_step_paths == {**expected, "functional": 2 - sum(expected.values())}
+
+
+@pytest.mark.parametrize("name, numbers", [
+    ("Muon", lambda m, n: m * n),                               # momentum
+    ("Shampoo", lambda m, n: 2 * (m * m + n * n)),              # L, R and their cached roots
+    ("Shampoo-adam-graft", lambda m, n: 2 * (m * m + n * n) + m * n),  # + the graft's v
+    ("SOAP", lambda m, n: 2 * (m * m + n * n) + 2 * m * n),     # L, R, Q_L, Q_R, m, v
+    ("NAdam", lambda m, n: 2 * m * n),                          # m, v (as Adam)
+])
+def test_state_of_an_m_by_n_matrix(name, numbers):
+    """The memory row a chapter's cost table quotes, counted from the optimizer's state."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(12, 8, generator=gen))
+    p.grad = torch.randn(12, 8, generator=gen)
+    makers = {**MATRIX_OPTIMIZERS, "Muon": lambda ps: optbook.torch.Muon(ps),
+              "Shampoo": lambda ps: optbook.torch.Shampoo(ps),
+              "Shampoo-adam-graft": MATRIX_OPTIMIZERS["Shampoo"]}
+    opt = makers[name]([p])
+    opt.step()
+    assert state_bytes(opt) == 4 * numbers(12, 8)

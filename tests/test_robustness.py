@@ -92,11 +92,47 @@ def test_non_finite_gradient_is_reported_with_its_parameter():
 
 
 @pytest.mark.parametrize("make", [lambda q: ot.LAMB(q), lambda q: ot.Lion(q),
-                                  lambda q: ot.SophiaG(q), lambda q: ot.Adafactor(q)])
+                                  lambda q: ot.SophiaG(q), lambda q: ot.Adafactor(q),
+                                  lambda q: ot.NAdam(q), lambda q: ot.RAdam(q),
+                                  lambda q: ot.Shampoo(q), lambda q: ot.SOAP(q),
+                                  lambda q: ot.Muon(q)])
 def test_add_param_group_validates_every_class(make):
-    opt = make([nn.Parameter(torch.randn(2))])
+    opt = make([nn.Parameter(torch.randn(2, 2))])  # a matrix: Muon refuses vectors
     with pytest.raises(ValueError, match="Invalid learning rate"):
-        opt.add_param_group({"params": [nn.Parameter(torch.randn(2))], "lr": -1.0})
+        opt.add_param_group({"params": [nn.Parameter(torch.randn(2, 2))], "lr": -1.0})
+
+
+def test_muon_validates_its_adamw_groups_too():
+    opt = ot.Muon([nn.Parameter(torch.randn(2, 2))])
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        opt.add_param_group({"params": [nn.Parameter(torch.randn(2))], "use_muon": False,
+                             "lr": -1.0})
+    with pytest.raises(ValueError, match="Invalid epsilon value"):
+        opt.add_param_group({"params": [nn.Parameter(torch.randn(2))], "use_muon": False,
+                             "eps": -1.0})
+
+
+@pytest.mark.parametrize("make", [lambda q: ot.NAdam(q, lr=0.1), lambda q: ot.RAdam(q, lr=0.1),
+                                  lambda q: ot.Shampoo(q, lr=0.1), lambda q: ot.SOAP(q, lr=0.1),
+                                  lambda q: ot.Muon(q, lr=0.1)])
+def test_new_rules_step_float32_matrices_and_keep_them_float32(make):
+    p = nn.Parameter(torch.randn(4, 3))
+    opt = make([p])
+    for _ in range(3):
+        _one_step(opt, [p])
+    assert p.dtype == torch.float32 and torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize("make", [lambda: optbook.shampoo(0.1), lambda: optbook.soap(0.1),
+                                  lambda: optbook.muon(0.1), lambda: optbook.nadam(0.1),
+                                  lambda: optbook.radam(0.1)])
+def test_new_rules_keep_float32_numpy_arrays_float32(make):
+    opt = make()
+    p = np.ones((3, 2), np.float32)
+    state = opt.init(p)
+    for _ in range(2):  # SOAP's first step only initializes
+        u, state = opt.update(p + 0.5, state, p)
+        assert u.dtype == np.float32
 
 
 def test_bad_betas_is_a_value_error():

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import optbook
+import optbook.torch as otorch
 from optbook.torch import classic
 from optbook.torch.chain_optimizer import ChainOptimizer
 
@@ -23,9 +24,22 @@ OPTIMIZERS = {
     "Adam": lambda ps: classic.Adam(ps, lr=0.01, amsgrad=True, weight_decay=0.01),
     "AdamW": lambda ps: classic.AdamW(ps, lr=0.01, weight_decay=0.1),
     "ChainOptimizer-adamw": lambda ps: ChainOptimizer(ps, optbook.adamw(0.01, weight_decay=0.1)),
+    "NAdam": lambda ps: otorch.NAdam(ps, lr=0.01, weight_decay=0.01),
+    "RAdam": lambda ps: otorch.RAdam(ps, lr=0.01, decoupled_weight_decay=True, weight_decay=0.1),
+    "Shampoo": lambda ps: otorch.Shampoo(ps, lr=0.01, beta2=0.9, precondition_frequency=3,
+                                         block_size=4, grafting="adam", momentum=0.5),
+    "SOAP": lambda ps: otorch.SOAP(ps, lr=0.01, precondition_frequency=3),
+    # the usual split: matrices to Muon, the LayerNorm and biases to AdamW
+    "Muon": lambda ps: otorch.Muon(_muon_groups(ps), lr=0.02, weight_decay=0.01, adamw_lr=0.01),
     "ChainOptimizer-schedule": lambda ps: ChainOptimizer(
         ps, optbook.chain(optbook.trace(0.9), optbook.scale_by_learning_rate(lambda t: 0.05 / (1 + t)))),
 }
+
+
+def _muon_groups(params):
+    params = list(params)
+    return [{"params": [p for p in params if p.ndim >= 2]},
+            {"params": [p for p in params if p.ndim < 2], "use_muon": False}]
 
 
 def make_net():
