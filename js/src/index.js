@@ -1,10 +1,17 @@
-// The book's figure runtime.  Python (optbook.widgets) writes, for every
+// The book's figure runtime.  Python (optbook.figures) writes, for every
 // interactive figure, a <div class="optbook-figure"> holding a static image,
 // a one-line note, and the figure's spec as JSON.  This bundle, loaded on every
 // page, replaces each such div by the live figure: controls, and a redraw
 // computed in the page on every move.  No server, no network.
+//
+// One module per kind of figure, as in Python (code/optbook/figures):
+//   paths     paths.js    (optbook/figures/paths.py)    optimizer paths on a landscape
+//   phase     phase.js    (optbook/figures/phase.py)    a momentum phase diagram beside paths
+//   schedule  nqm.js      (optbook/figures/nqm.py)      a schedule and its noisy-quadratic loss
+//   runs      runs.js     (optbook/figures/runs.py)     stored curves over a grid
+//   heatmap   heatmap.js  (optbook/figures/heatmap.py)  a stored 2-D grid
 
-import { pathFigure } from "./figure.js";
+import { pathFigure } from "./paths.js";
 import { phaseFigure } from "./phase.js";
 import { scheduleFigure, nqmSchedule, nqmLoss } from "./nqm.js";
 import { runsFigure } from "./runs.js";

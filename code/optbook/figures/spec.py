@@ -11,7 +11,7 @@ checks that the page's numbers are optbook's.
 :func:`trace_optimizers` reads a spec off an ordinary ``make(**params)``
 function such as ``lambda lr, b1: {"adam": optbook.adam(lr, b1)}`` by calling
 it once with recording stand-ins for optbook's constructors; :func:`spec_runs`
-runs a spec back through optbook, which is how the widgets check that the
+runs a spec back through optbook, which is how the figures check that the
 spec means what ``make`` meant before they ship it.
 """
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from . import landscapes as _landscapes
-from . import optimizers as _optimizers
-from . import schedules as _schedules
-from .adam import scale_by_adam
-from .base import GradientTransformation, chain, scale_by_learning_rate
-from .lion import lion as _lion
-from .sophia import sophia as _sophia
+from .. import landscapes as _landscapes
+from .. import optimizers as _optimizers
+from .. import schedules as _schedules
+from ..adam import scale_by_adam
+from ..base import GradientTransformation, chain, scale_by_learning_rate
+from ..lion import lion as _lion
+from ..sophia import sophia as _sophia
 
 __all__ = ["RULES", "SCHEDULES", "Untraceable", "landscape_spec", "param_spec",
            "trace_optimizers", "make_optimizer", "make_schedule", "spec_runs"]
