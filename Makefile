@@ -5,6 +5,9 @@
 #   make execute   re-run all notebooks in book/ and store their outputs
 #   make reruns    re-run the long experiments the chapters quote (book/data/reruns)
 #   make lab       open the notebooks in JupyterLab with live widgets
+#   make pdf       one PDF of the whole book (_build/pdf)
+#   make bench     benchmarks; writes docs/measurements.md
+#   make test-<stage>  one stage of make test: pins unit nbval kernels build site browser pdf
 #
 # Setup is automatic and incremental: .venv is created with `python3 -m venv`
 # and filled from requirements.txt and tests/requirements.txt (the unit tests'
@@ -45,7 +48,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
         screenshot clean distclean
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- setup ------------------------------------------------------------------
 
@@ -223,12 +226,16 @@ test-pythons:
 	done
 
 # Benchmarks print figures; they assert nothing (bench/requirements.txt holds
-# the competitors, which the book does not need).
+# the competitors, which the book does not need). What they print is also
+# written, dated and with the machine it ran on, to docs/measurements.md.
+BENCH_OUT := _build/bench
 bench: setup chromium
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
-	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/optimizer_step.py
-	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/clip_grad_norm.py
-	$(BIN)/python bench/figure_latency.py
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/optimizer_step.py | tee $(BENCH_OUT)/optimizer_step.txt
+	env $(addprefix -u ,$(KERNEL_VARIABLES)) $(BIN)/python bench/clip_grad_norm.py | tee $(BENCH_OUT)/clip_grad_norm.txt
+	$(BIN)/python bench/figure_latency.py | tee $(BENCH_OUT)/figure_latency.txt
+	$(BIN)/python bench/measurements.py $(BENCH_OUT) docs/measurements.md
 
 test-pdf: pdf
 	OPTBOOK_REQUIRE_PDF=1 $(PYTEST) tests/pdf -q

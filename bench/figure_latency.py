@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python bench/figure_latency.py [--moves 200]`` (``make bench``).
 
 Builds an in-page figure (SGD, momentum and Nesterov on Rosenbrock, 300
-steps each) with ``optbook.widgets.optimizer_explorer``, opens it in headless
+steps each) with ``optbook.figures.optimizer_explorer``, opens it in headless
 chromium (``$OPTBOOK_CHROMIUM``, default /usr/bin/chromium) with the bundled
 runtime (``book/_static/optbook-figures.js``; ``npm run build``), and moves the
 η slider ``--moves`` times, alternating with β.  For each move it times, with
@@ -51,10 +51,10 @@ def main(argv=None) -> int:
         return 1
 
     import optbook
-    from optbook import landscapes, widgets
+    from optbook import figures, landscapes
     from playwright.sync_api import sync_playwright
 
-    figure = widgets.optimizer_explorer(
+    figure = figures.optimizer_explorer(
         lambda lr, beta: {"sgd": optbook.sgd(lr), "momentum": optbook.momentum(lr, beta),
                           "nesterov": optbook.nesterov(lr, beta)},
         grid={"lr": [2e-4, 1e-3], "beta": [0.5, 0.9, 0.95]}, defaults={"lr": 1e-3, "beta": 0.9},

@@ -1,7 +1,7 @@
 """In-page figures: specs traced from ordinary ``make`` functions, and their HTML.
 
 Oracles: optbook itself -- a spec, run back through optbook's constructors
-(``figure_spec.spec_runs``), must give bit for bit the trajectories of the
+(``figures.spec.spec_runs``), must give bit for bit the trajectories of the
 ``make`` function it was traced from, at the default and at other slider
 values; NumPy's generator for the noise; html.parser for the HTML.  (That the
 page computes the same numbers is tests/browser/test_figure_parity.py.)
@@ -18,12 +18,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import optbook  # noqa: E402
-from optbook import figure_spec as F  # noqa: E402
-from optbook import landscapes, schedules, widgets  # noqa: E402
+from optbook import figures, landscapes, schedules  # noqa: E402
+from optbook.experiments import adam as A  # noqa: E402
+from optbook.experiments import momentum as M  # noqa: E402
+from optbook.experiments import sgd as S  # noqa: E402
+from optbook.figures import spec as F  # noqa: E402
 
 
 def adam_explorer(**kw):
-    return widgets.optimizer_explorer(
+    return figures.optimizer_explorer(
         lambda lr, b1, b2: {"adam": optbook.adam(lr, b1, b2)},
         grid={"lr": [0.03, 0.1], "b1": [0.9, 0.99], "b2": [0.9, 0.999]},
         defaults={"lr": 0.1, "b1": 0.9, "b2": 0.999}, landscape=landscapes.rosenbrock(),
@@ -46,7 +49,7 @@ def test_the_notebook_calls_become_specs_with_slider_references():
 def test_a_spec_means_what_make_meant_off_the_grid_too(values):
     e = adam_explorer()
     expected = e.runs(**{k: v for k, v in values.items()}) if all(
-        v in e.grid[k] for k, v in values.items()) else widgets.optimizer_runs(
+        v in e.grid[k] for k, v in values.items()) else figures.optimizer_runs(
         lambda lr, b1, b2: {"adam": optbook.adam(lr, b1, b2)}, values,
         landscapes.rosenbrock(), steps=40)
     got = F.spec_runs(e.spec, values, land=landscapes.rosenbrock())
@@ -58,7 +61,7 @@ def test_imported_names_keyword_arguments_and_schedules_are_traced():
     e = A.rmsprop_explorer(kappa=20.0, steps=30)     # adagrad/rmsprop imported by name
     assert [o["rule"] for o in e.spec["optimizers"]] == ["adagrad", "rmsprop"]
     assert e.spec["optimizers"][1]["args"]["decay"] == {"param": "decay"}
-    w = widgets.optimizer_explorer(
+    w = figures.optimizer_explorer(
         lambda warmup: {"adam": optbook.adam(schedules.warmup_cosine(0.3, warmup, 80))},
         grid={"warmup": [1, 5, 40]}, defaults={"warmup": 5}, landscape=landscapes.beale(),
         steps=80)
@@ -74,7 +77,7 @@ def test_imported_names_keyword_arguments_and_schedules_are_traced():
     lambda lr: {"adamw": optbook.adamw(lr, mask=lambda p: True)},     # a mask
 ])
 def test_what_a_spec_cannot_say_falls_back_to_frames(make):
-    e = widgets.optimizer_explorer(make, grid={"lr": [0.01, 0.02]},
+    e = figures.optimizer_explorer(make, grid={"lr": [0.01, 0.02]},
                                    landscape=landscapes.quadratic(5.0), steps=10)
     assert e.spec is None
     assert 'class="optbook-widget"' in e.static_html()   # the frame-per-point twin
@@ -92,7 +95,7 @@ def test_tracing_leaves_optbook_untouched():
 
 
 def test_noise_in_the_spec_is_the_noise_trajectory_draws():
-    e = widgets.sgd_noise_figure(steps=50)
+    e = S.sgd_noise_figure(steps=50)
     values = {"lr": 0.35, "noise_std": 0.07}
     got = F.spec_runs(e.spec, values, land=landscapes.saddle())["sgd"]
     expected = landscapes.trajectory(optbook.sgd(0.35), landscapes.saddle(), np.array([1.5, 0.0]),
@@ -102,8 +105,7 @@ def test_noise_in_the_spec_is_the_noise_trajectory_draws():
 
 
 def test_momentum_figure_matches_the_chapter_experiment():
-    from optbook.experiments import momentum as M
-    e = widgets.momentum_figure()
+    e = M.momentum_figure()
     assert [c["label"] for c in e.spec["choices"]] == list(M.EXPLORER_LANDSCAPES)
     for c in e.spec["choices"]:
         land = M.EXPLORER_LANDSCAPES[c["label"]][0]()
@@ -126,7 +128,7 @@ def _spectral_radius(a, b, nesterov=False):
 def test_phase_figure_boundaries_are_where_optbook_starts_to_diverge(b):
     """The closed forms the diagram draws, a < 2(1+b) and a < 2(1+b)/(1+2b), against
     optbook's momentum and Nesterov on a 1-D quadratic (via the 2-D one, lambda = L)."""
-    e = widgets.heavy_ball_phase_figure(kappa=1.0, steps=400)
+    e = M.heavy_ball_phase_figure(kappa=1.0, steps=400)
     land = landscapes.quadratic(1.0)
     for rule, limit in (("momentum", 2 * (1 + b)), ("nesterov", 2 * (1 + b) / (1 + 2 * b))):
         for a, stable in ((0.97 * limit, True), (1.03 * limit, False)):
@@ -138,8 +140,8 @@ def test_phase_figure_boundaries_are_where_optbook_starts_to_diverge(b):
 
 
 def test_new_figures_have_continuous_controls_and_draw():
-    for e in (widgets.heavy_ball_phase_figure(), widgets.adam_betas_figure(steps=30),
-              widgets.momentum_figure(), widgets.sgd_noise_figure(steps=30)):
+    for e in (M.heavy_ball_phase_figure(), A.adam_betas_figure(steps=30),
+              M.momentum_figure(), S.sgd_noise_figure(steps=30)):
         assert e.spec is not None
         for p in e.spec["params"]:
             assert p["scale"] in ("log", "log1m", "linear") and p["min"] < p["value"] <= p["max"] \

@@ -94,7 +94,7 @@ def test_figure_and_explorer_colour_each_rule_alike(figure):
     C0/C1/... cycle) and the explorer's marks give each rule the same colour."""
     from matplotlib.colors import to_hex
 
-    from optbook import plotting
+    from optbook.figures import plotting
 
     tests, sweeps, e = figure
     with plotting.style_context():

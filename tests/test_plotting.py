@@ -1,4 +1,4 @@
-"""Tests for optbook.plotting: the book's colours, style and figure helpers.
+"""Tests for optbook.figures.plotting: the book's colours, style and figure helpers.
 
 Oracles: the published hex codes of the Okabe-Ito (2008) and Paul Tol (2021)
 palettes; the colour-vision-deficiency matrices of Machado, Oliveira &
@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from optbook import plotting  # noqa: E402
+from optbook.figures import plotting  # noqa: E402
 from optbook.landscapes import Trajectory, quadratic, rosenbrock  # noqa: E402
 
 NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam_l2", "adamw",

@@ -331,9 +331,8 @@ REQUIRED_ARGS = {
     "sgd": (0.1,),
     "schedule_free": (optbook.scale_by_adam(0.0), 0.1),
 }
-# (figure_spec.make_optimizer builds one from a figure's spec, not from hyper-parameters)
-NOT_TRANSFORMATION_MODULES = {"experiments", "torch", "widgets", "plotting", "stored_figures",
-                              "figure_spec"}
+# (figures.spec.make_optimizer builds one from a figure's spec, not from hyper-parameters)
+NOT_TRANSFORMATION_MODULES = {"experiments", "torch", "figures"}
 
 
 def transformation_factories():

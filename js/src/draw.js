@@ -27,7 +27,7 @@ function crossPath(x, y, r = 5) {
 /**
  * Where a path last leaves the plot area, in pixels: the last point inside
  * it, moved along the next segment to the edge (the last point if that one
- * is inside, or if none is).  As optbook.plotting's ``_exit_point``, so the
+ * is inside, or if none is).  As optbook.figures.plotting's ``_exit_point``, so the
  * page and JupyterLab put a diverged run's X at the same place.
  */
 export function exitPoint(n, px, py, inner) {
@@ -171,7 +171,7 @@ export function lossPanel(parent, names, colors) {
   const plot = svg.append("g").attr("class", "optbook-fig-plot").attr("clip-path", plotClip(svg, inner));
   const lines = names.map((n, k) => plot.append("path").attr("fill", "none")
     .attr("stroke", colors[k]).attr("stroke-width", 1.6));
-  // a diverged run's curve ends in an X, as optbook.plotting.loss_curve draws it
+  // a diverged run's curve ends in an X, as optbook.figures.plotting.loss_curve draws it
   const crosses = names.map((n, k) => ({
     halo: svg.append("path").attr("stroke", "white").attr("stroke-width", 4.2).attr("display", "none"),
     cross: svg.append("path").attr("class", "optbook-fig-diverged").attr("stroke", colors[k])

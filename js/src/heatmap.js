@@ -5,7 +5,7 @@
 // best cell of each panel is marked.  Clicking a cell (or Enter on it) selects
 // it and, when the spec stores curves, draws them with the runs figure's panel.
 //
-// Spec (written by optbook.stored_figures.heatmap_figure):
+// Spec (written by optbook.figures.heatmap.heatmap_figure):
 //   x, y:   {name, label, labels: [...], values: [...]}   (columns, rows)
 //   panels: [{label, color, values: [seed][row][col]}]      null = diverged
 //   value:  {label, best: "min" | "max", scale: "linear" | "log", domain: [lo, hi]}

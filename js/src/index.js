@@ -1,10 +1,19 @@
-// The book's figure runtime.  Python (optbook.widgets) writes, for every
+// The book's figure runtime.  Python (optbook.figures) writes, for every
 // interactive figure, a <div class="optbook-figure"> holding a static image,
 // a one-line note, and the figure's spec as JSON.  This bundle, loaded on every
 // page, replaces each such div by the live figure: controls, and a redraw
 // computed in the page on every move.  No server, no network.
+//
+// One module per kind of figure, as in Python (code/optbook/figures):
+//   paths     paths.js    (optbook/figures/paths.py)    optimizer paths on a landscape
+//   phase     phase.js    (optbook/figures/phase.py)    a momentum phase diagram beside paths
+//   schedule  nqm.js      (optbook/figures/nqm.py)      a schedule and its noisy-quadratic loss
+//   runs      runs.js     (optbook/figures/runs.py)     stored curves over a grid
+//   heatmap   heatmap.js  (optbook/figures/heatmap.py)  a stored 2-D grid
+// The spec of each is defined once, in code/optbook/figures/spec.schema.json;
+// spec.js checks a spec against it before the figure is mounted.
 
-import { pathFigure } from "./figure.js";
+import { pathFigure } from "./paths.js";
 import { phaseFigure } from "./phase.js";
 import { scheduleFigure, nqmSchedule, nqmLoss } from "./nqm.js";
 import { runsFigure } from "./runs.js";
@@ -14,8 +23,9 @@ import { SCHEDULES, makeRate } from "./schedules.js";
 import { LANDSCAPES, makeLandscape } from "./landscapes.js";
 import { trajectory, runAll } from "./run.js";
 import { CSS } from "./style.js";
+import { checkSpec } from "./spec.js";
 
-const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, runs: runsFigure,
+export const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, runs: runsFigure,
                 heatmap: heatmapFigure };
 
 function addStyle() {
@@ -29,9 +39,9 @@ function addStyle() {
 export function mount(root) {
   const data = root.querySelector("script.optbook-figure-spec");
   if (!data || root.hasAttribute("data-optbook-ready")) return null;
-  const spec = JSON.parse(data.textContent);
+  const spec = checkSpec(JSON.parse(data.textContent));
   const make = KINDS[spec.kind];
-  if (!make) throw new Error(`optbook figures: unknown kind ${JSON.stringify(spec.kind)}`);
+  if (!make) throw new Error(`optbook figures: no runtime for kind ${JSON.stringify(spec.kind)}`);
   addStyle();
   root.setAttribute("data-optbook-ready", "");
   // the static image and its note are for readers without scripts

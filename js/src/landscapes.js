@@ -88,8 +88,8 @@ function himmelblau() {
 export const LANDSCAPES = { quadratic, rosenbrock, beale, saddle, himmelblau };
 
 /** The functions of a landscape spec {name, params, xlim, ylim, x0, min, ...} from Python. */
-export function makeLandscape(spec) {
-  const maker = LANDSCAPES[spec.name];
-  if (!maker) throw new Error(`optbook figures: unknown landscape ${JSON.stringify(spec.name)}`);
-  return { ...spec, ...maker(spec.params || {}) };
+export function makeLandscape(land) {
+  const maker = LANDSCAPES[land.name];
+  if (!maker) throw new Error(`optbook figures: unknown landscape ${JSON.stringify(land.name)}`);
+  return { ...land, ...maker(land.params || {}) };
 }

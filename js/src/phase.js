@@ -9,7 +9,7 @@
 // is the same optimizers on the 2-D quadratic (lambda = L and lambda = mu).
 
 import { range, scaleLinear, axisBottom, axisLeft, line, pointer, select } from "d3";
-import { pathFigure } from "./figure.js";
+import { pathFigure } from "./paths.js";
 import { svgPanel } from "./draw.js";
 
 export const heavyBall = {

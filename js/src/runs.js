@@ -6,7 +6,7 @@
 // readout list of what a reader compares (final value per series as mean
 // (min–max) over seeds, or "diverged at step k").
 //
-// Spec (written by optbook.stored_figures.curves_figure):
+// Spec (written by optbook.figures.runs.curves_figure):
 //   axes:   [{name, label, labels: [...], values: [...], numeric, value}]
 //   panels: [{title, x: {label, scale, domain}, y: {label, scale, domain},
 //             readout: "final" | "min" | "none", marks: [...]}]

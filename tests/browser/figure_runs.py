@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from optbook import figure_spec as F
 from optbook import landscapes
+from optbook.figures import spec as F
 
 
 def landscape_of(spec: dict):

@@ -2,11 +2,11 @@
 
 Issue 21, item 7: in the in-page figures a diverging path was drawn across
 the panel's title and axis labels, with no sign that it diverged, while the
-JupyterLab figures (``optbook.plotting``) clip to the axes and mark it. Now
+JupyterLab figures (``optbook.figures.plotting``) clip to the axes and mark it. Now
 (``js/src/draw.js``) the paths and curves are clipped to the plot area; a
 diverged run's path ends in an X where it last leaves the area, with the note
 "diverged (step t)", and its loss curve ends in an X, as
-``optbook.plotting.plot_path`` and ``loss_curve`` draw them.
+``optbook.figures.plotting.plot_path`` and ``loss_curve`` draw them.
 
 Chapter 3's first figure, every slider at its end (both optimizers diverge),
 at 1280 and 390 px: the plot areas exclude the titles and axis labels, every
@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from optbook.plotting import _exit_point
+from optbook.figures.plotting import _exit_point
 
 from figure_runs import runs_at
 from site_audit import SITE, WIDTHS, open_page
@@ -88,7 +88,7 @@ def test_diverged_runs_are_clipped_and_marked_like_jupyterlab(browser, width):
         assert len(panel["crosses"]) == len(diverged), (panel["label"], panel["crosses"], diverged)
     assert sorted(paths["notes"]) == sorted(f"diverged (step {s})" for s in diverged.values())
 
-    # the X on the path panel stands where optbook.plotting puts it
+    # the X on the path panel stands where optbook.figures.plotting puts it
     land, runs = runs_at(spec, state)
     x0, y0, x1, y1 = paths["clip"]
     to_px = lambda p: (x0 + (p[0] - land.xlim[0]) / (land.xlim[1] - land.xlim[0]) * (x1 - x0),

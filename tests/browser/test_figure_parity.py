@@ -14,7 +14,7 @@ slider move without a kernel.  Here the bundle runs in headless chromium
   the rates and the expected loss against ``optbook.experiments.schedules``
   (``nqm_schedule``, ``nqm_loss``), max relative difference <= 1e-9.
 
-The oracle is optbook itself (``optbook.figure_spec.spec_runs`` builds the
+The oracle is optbook itself (``optbook.figures.spec.spec_runs`` builds the
 optimizer with optbook's own constructors and runs ``landscapes.trajectory``).
 The bundle is ``$OPTBOOK_FIGURES_JS`` (default ``book/_static/optbook-figures.js``).
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbook import figure_spec as F
 from optbook import landscapes
+from optbook.figures import spec as F
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = Path(os.environ.get("OPTBOOK_FIGURES_JS")
@@ -247,10 +247,9 @@ NQM_SETTINGS = [(shape, peak, warm, cool)
 
 
 def test_nqm_figure_spec_uses_the_experiments_curvatures():
-    from optbook import widgets
     from optbook.experiments import schedules as S
 
-    spec = widgets.schedule_figure().spec
+    spec = S.schedule_figure().spec
     assert spec["kind"] == "schedule" and [c["value"] for c in spec["choices"]] == list(S.NQM_SHAPES)
     etas = S.nqm_schedule("cosine", 1.0, spec["steps"])
     assert np.array_equal(S.nqm_loss(etas), S.nqm_loss(etas, curvatures=spec["curvatures"],
@@ -259,10 +258,9 @@ def test_nqm_figure_spec_uses_the_experiments_curvatures():
 
 @pytest.mark.parametrize("setting", NQM_SETTINGS, ids=[",".join(map(str, s)) for s in NQM_SETTINGS])
 def test_nqm_figure_matches_the_experiment(page, setting):
-    from optbook import widgets
     from optbook.experiments import schedules as S
 
-    spec = widgets.schedule_figure().spec
+    spec = S.schedule_figure().spec
     shape, peak, warm, cool = setting
     etas = S.nqm_schedule(shape, peak, spec["steps"], warm, cool)
     loss = S.nqm_loss(etas)

@@ -2,7 +2,7 @@
 
 Runs against the BUILT book (``make test`` builds it first; the site root is
 ``$OPTBOOK_HTML_DIR``, default ``_build/html``).  Every page holding an
-``optbook-figure`` (written by ``optbook.widgets``, drawn by the runtime
+``optbook-figure`` (written by ``optbook.figures``, drawn by the runtime
 ``_static/optbook-figures.js``) is opened from ``file://`` in chromium with
 every request to another host blocked and recorded.  For every figure:
 
@@ -12,7 +12,7 @@ every request to another host blocked and recorded.  For every figure:
   and a sweep of positions), every menu through its options; at each stop the
   shown value and ``aria-valuetext`` carry the symbol and the value, and the
   readout is recomputed: its numbers are compared with optbook's own run at
-  the figure's current values (``optbook.figure_spec.spec_runs``, Python), so
+  the figure's current values (``optbook.figures.spec.spec_runs``, Python), so
   a readout that did not follow the control, or followed it wrongly, fails;
 * the phase diagram responds to a click: η L and β jump to the clicked point;
 * a figure of stored runs (kind ``runs``) is walked through every position of

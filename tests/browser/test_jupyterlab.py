@@ -35,7 +35,7 @@ if not (Path(CHROMIUM).exists() and JUPYTER.exists()):
     pytest.skip("no chromium or JupyterLab here", allow_module_level=True)
 
 NOTE = "```{note}\nThis admonition must render as a box.\n```"
-FIGURE_CELL = "from optbook import widgets\n\nwidgets.adam_betas_figure(steps=40)"
+FIGURE_CELL = "from optbook.experiments import adam as A\n\nA.adam_betas_figure(steps=40)"
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ is needed. Checked in float64 against ``optbook.experiments.schedules``:
 * ``nqmSchedule`` / ``nqmLoss`` for every shape x WSD cooldown shape (linear,
   1 - sqrt(x), cosine) x final rate (0, 10 % of the peak) x noise scale, over
   settings with exact-half step counts: max relative difference <= 1e-9;
-* the live figure built from ``widgets.schedule_figure``'s HTML: after choosing
+* the live figure built from ``optbook.experiments.schedules.schedule_figure``'s HTML: after choosing
   a cooldown shape and a final rate in their menus and moving the noise slider,
   its readout shows ``nqm_loss`` of ``nqm_schedule`` at those values (3 digits).
 """
@@ -78,10 +78,9 @@ def test_there_are_enough_settings():
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=[",".join(map(str, s)) for s in SETTINGS])
 def test_nqm_rules_match_optbook_in_float64(page, setting):
-    from optbook import widgets
     from optbook.experiments import schedules as S
 
-    spec = widgets.schedule_figure().spec
+    spec = S.schedule_figure().spec
     shape, peak, warm, cool, cooldown, end, noise = setting
     etas = S.nqm_schedule(shape, peak, spec["steps"], warm, cool, cooldown, end)
     loss = S.nqm_loss(etas, noise=noise)
@@ -126,10 +125,9 @@ def _set_slider(root, name, value, spec):
 
 
 def test_live_figure_menus_and_noise_slider_follow_optbook(browser):
-    from optbook import widgets
     from optbook.experiments import schedules as S
 
-    e = widgets.schedule_figure(shape="wsd", peak=0.5, cooldown_frac=0.2)
+    e = S.schedule_figure(shape="wsd", peak=0.5, cooldown_frac=0.2)
     spec = e.spec
     page, remote = _offline_page(browser, e.static_html())
     try:

@@ -57,7 +57,7 @@ def _fixture_page() -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from optbook.widgets import Explorer
+    from optbook.figures import Explorer
 
     def draw(a, kind):
         fig, ax = plt.subplots(figsize=(3, 2))

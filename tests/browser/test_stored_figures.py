@@ -1,6 +1,6 @@
 """The stored-runs and heatmap figures, end to end: Python data -> page -> what the reader sees.
 
-A page is written here from known arrays with ``optbook.widgets.curves_figure`` and
+A page is written here from known arrays with ``optbook.figures.curves_figure`` and
 ``heatmap_figure`` and opened in chromium with the runtime the book ships
 (``book/_static/optbook-figures.js``, built by ``npm run build``).  Every
 position of every slider and menu is visited (keyboard and selection), and the
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optbook import widgets
-from optbook.stored_figures import Axis, Curve, Mark, Panel, Series
+from optbook import figures
+from optbook.figures import Axis, Curve, Mark, Panel, Series
 
 from stored_readout import (cell_text, hover_values, js_str, readout_lines, series_line,
                             walk_runs_figure)
@@ -53,7 +53,7 @@ def sweep(case):
 
 
 def runs_figure():
-    return widgets.curves_figure(
+    return figures.curves_figure(
         lambda lr, case: [{"adam": losses(lr, case), "ref": losses(0.01, "plain")},
                           {"sgd": Curve(sweep(case), x=SWEEP)}],
         axes=[Axis("lr", "η", LRS, default=0.1), Axis("case", "case", ["plain", "noisy"])],
@@ -76,7 +76,7 @@ def heatmap_data():
 
 def heatmap_figure():
     values, curves = heatmap_data()
-    return widgets.heatmap_figure(values, x=("lr", "η", np.geomspace(1e-4, 1e-2, 5)),
+    return figures.heatmap_figure(values, x=("lr", "η", np.geomspace(1e-4, 1e-2, 5)),
                                   y=("wd", "λ", [0.0, 0.01, 0.1, 1.0]), title="test heatmap",
                                   curves=curves, curves_x=np.arange(6) * 20,
                                   curves_panel=Panel("selected cell", ylabel="validation loss"))

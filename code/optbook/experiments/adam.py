@@ -42,6 +42,10 @@ from torch.nn import functional as nn_functional
 
 from ..adam import scale_by_adam
 from ..base import apply_updates, check_number
+from ..figures import Explorer, spec_figure
+from ..figures.paths import optimizer_entry
+from ..figures.spec import landscape_spec, param_spec
+from ..landscapes import quadratic
 from ..optimizers import adam, adamw
 from .reruns import Rerun
 from .training import Dataset, epoch_batches, evaluate, mlp, teacher_classification, train
@@ -61,6 +65,8 @@ __all__ = [
     "SeedRuns", "train_seeds", "SeedGridResult", "lr_wd_grid_seeds", "decay_steps",
     # stored reruns
     "lr_wd_grid_rerun", "RERUNS",
+    # the chapter's figures
+    "adam_betas_figure",
 ]
 
 
@@ -279,7 +285,7 @@ def epsilon_direction(grad_scale: float, eps: float, steps: int = 50,
 # --- 5.3 Adam + L2 against AdamW ---------------------------------------------------------
 
 KINDS = ("adam_l2", "adamw")
-"""The two ways to add weight decay to Adam (names are optbook.plotting's colours)."""
+"""The two ways to add weight decay to Adam (names are optbook.figures.plotting's colours)."""
 
 
 def make_optimizer(kind: str, lr: float, weight_decay: float, b1: float = 0.9,
@@ -711,3 +717,31 @@ RERUNS = (
           minutes=1.0),
 )
 """The chapter's stored reruns (``make reruns RERUNS=<name>``)."""
+
+
+# --- the chapter's figures (kinds from optbook.figures) ----------------------------------
+
+def adam_betas_figure(lr: float = 0.05, steps: int = 200, kappa: float = 50.0,
+                      angle: float = 0.6) -> Explorer:
+    r"""Chapter 5.1: Adam's :math:`\beta_1` and :math:`\beta_2` on a rotated
+    ill-conditioned quadratic, where both visibly matter.
+
+    Sliders: :math:`\eta` (log scale), :math:`\beta_1 \in [0, 0.995]` and
+    :math:`\beta_2 \in [0.5, 0.9999]` (on a log scale of :math:`1-\beta`).
+    Adam with and without bias correction at the same settings: with
+    :math:`\beta_2` near 1 the uncorrected :math:`v_t` starts near 0, so the
+    first steps are far larger than :math:`\eta`.
+    """
+    land = quadratic(kappa, angle)
+    args = {"lr": {"param": "lr"}, "b1": {"param": "b1"}, "b2": {"param": "b2"}}
+    spec = {
+        "kind": "paths", "landscape": landscape_spec(land), "steps": int(steps), "escape": 10.0,
+        "params": [param_spec("lr", "η", 0.005, 0.5, lr, "log"),
+                   param_spec("b1", "β₁", 0.0, 0.995, 0.9, "linear"),
+                   param_spec("b2", "β₂", 0.5, 0.9999, 0.999, "log1m")],
+        "optimizers": [optimizer_entry("adam", "adam", args),
+                       optimizer_entry("adam_nobc", "adam", {**args, "bias_correction": False},
+                                        label="Adam, no bias correction", color="#777777")],
+        "headline": "Adam: η = {lr}, β₁ = {b1}, β₂ = {b2}",
+    }
+    return spec_figure(spec, title=f"Adam's β₁ and β₂ on {land.title}", landscape=land)

@@ -440,15 +440,15 @@ def steps_to_tolerance(run: Trajectory, tol: float) -> Optional[int]:
 def rmsprop_explorer(kappa: float = 20.0, angle: float = 0.0, steps: int = 60,
                      lrs: Sequence[float] = (0.03, 0.1, 0.3),
                      decays: Sequence[float] = (0.9, 0.99, 0.999)):
-    r"""An :func:`optbook.widgets.optimizer_explorer` of RMSprop's :math:`\eta` and
+    r"""An :func:`optbook.figures.optimizer_explorer` of RMSprop's :math:`\eta` and
     :math:`\beta`, with AdaGrad at the same :math:`\eta` for comparison."""
-    from .. import widgets
+    from ..figures import optimizer_explorer
 
     def make(lr, decay):
         return {"adagrad": adagrad(lr), "rmsprop": rmsprop(lr, decay)}
 
     land: Landscape = quadratic(kappa, angle)
-    return widgets.optimizer_explorer(
+    return optimizer_explorer(
         make, grid={"lr": list(lrs), "decay": list(decays)}, landscape=land,
         defaults={"lr": 0.1, "decay": 0.9} if 0.1 in lrs and 0.9 in decays else None,
         labels={"lr": "η", "decay": "β"}, title="η = {lr:g}, β = {decay:g}", steps=steps)

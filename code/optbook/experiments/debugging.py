@@ -588,7 +588,7 @@ def draw_symptom_frame(grid: dict, lr: float, tau: Optional[float], warmup: int,
                        pyplot: bool = False):
     """One frame of the interactive figure: the training-loss curves of every seed at
     (``lr``, ``tau``, ``warmup``), the symptom :func:`diagnose` names in the title."""
-    from .. import plotting
+    from ..figures import plotting
     cell = grid[(lr, tau, warmup)]
     fig, ax = plotting.subplots(1, 1, pyplot=pyplot)
     steps = np.arange(1, cell["loss"].shape[1] + 1)
@@ -606,12 +606,12 @@ def draw_symptom_frame(grid: dict, lr: float, tau: Optional[float], warmup: int,
 
 def symptom_explorer(grid: dict):
     """The grid of :func:`symptom_grid` as a stored-runs figure drawn in the page
-    (:func:`optbook.stored_figures.curves_figure`): a slider over the stored learning
+    (:func:`optbook.figures.curves_figure`): a slider over the stored learning
     rates, menus for clipping and warmup; every seed's training loss (log scale), the
     final losses as mean (min–max) over seeds or the step at which a seed diverged,
     and the symptom :func:`diagnose` names for each seed.  The still image and the
     kernel widget are :func:`draw_symptom_frame`."""
-    from ..stored_figures import Axis, Mark, Panel, Series, curves_figure
+    from ..figures import Axis, Mark, Panel, Series, curves_figure
     lrs = sorted({k[0] for k in grid})
     taus = sorted({k[1] for k in grid}, key=lambda t: -1 if t is None else t)
     warmups = sorted({k[2] for k in grid})

@@ -37,7 +37,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..base import apply_updates, check_number
+from ..base import apply_updates, check_number, scale_by_learning_rate
+from ..figures import Explorer, optimizer_explorer, optimizer_runs
 from ..landscapes import Landscape, quadratic, saddle, trajectory
 from ..optimizers import sgd
 
@@ -59,6 +60,8 @@ __all__ = [
     "minibatch_variance_theory",
     # vanishing / exploding gradients
     "backprop_gradient_norms", "forward_activation_norms",
+    # the chapter's figures
+    "GD_RATIOS", "gd_regime", "gd_learning_rate_runs", "gd_learning_rate_explorer",
 ]
 
 
@@ -195,7 +198,7 @@ def risk_landscape(data: RegressionData, half_width: float = 3.0) -> Landscape:
     r"""The risk :math:`\mathcal L(w, b)` as an :class:`optbook.landscapes.Landscape`.
 
     The window is the square of half-width ``half_width`` around the
-    least-squares solution, so ``optbook.plotting.contour`` and
+    least-squares solution, so ``optbook.figures.plotting.contour`` and
     ``optbook.landscapes.trajectory`` work on it like on any test function.
     """
     check_number("half_width", half_width, low_inclusive=False)
@@ -569,3 +572,72 @@ def forward_activation_norms(depth: int = 24, width: int = 128, activation: str 
     """
     _, outputs = _deep_mlp(depth, width, activation, init, scale, batch_size, seed)
     return np.array([float(h.detach().norm()) for h in outputs])
+
+
+# --- the chapter's figures (kinds from optbook.figures) ----------------------------------
+
+GD_RATIOS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
+"""Default learning rates of :func:`gd_learning_rate_explorer`, as multiples of 2/L."""
+
+
+def gd_regime(lr: float, L: float) -> str:
+    r"""What gradient descent does on a quadratic with largest curvature ``L``.
+
+    Along an eigenvector with eigenvalue :math:`\lambda` one step multiplies the
+    coordinate by :math:`1 - \eta\lambda`; the steepest direction decides:
+    :math:`\eta < 1/L` monotone convergence, :math:`1/L < \eta < 2/L` convergence
+    with alternating sign (zig-zag), :math:`\eta = 2/L` an oscillation that
+    never shrinks, :math:`\eta > 2/L` divergence.
+    """
+    ratio = lr * L
+    if math.isclose(ratio, 2.0, rel_tol=1e-9):
+        return "oscillates forever (η = 2/L)"
+    if ratio > 2.0:
+        return "diverges (η > 2/L)"
+    if ratio > 1.0 and not math.isclose(ratio, 1.0, rel_tol=1e-9):
+        return "converges, zig-zagging (1/L < η < 2/L)"
+    return "converges (η ≤ 1/L)"
+
+
+def gd_learning_rate_runs(lr: float, kappa: float = 10.0, steps: int = 50) -> dict:
+    """Gradient descent :math:`\\theta_{t+1} = \\theta_t - \\eta \\nabla f(\\theta_t)` on
+    ``landscapes.quadratic(kappa)`` from its standard start (pure; for tests)."""
+    return optimizer_runs(lambda lr: {"gd": scale_by_learning_rate(lr)}, {"lr": lr},
+                          quadratic(kappa), steps=steps)
+
+
+def gd_learning_rate_explorer(kappa: float = 10.0, ratios: Sequence[float] = GD_RATIOS,
+                              default_ratio: float = 0.5, steps: int = 50) -> Explorer:
+    """Chapter 1's widget: gradient descent with learning rate η on the
+    ill-conditioned quadratic :math:`f = \\tfrac12(\\theta_1^2 + \\kappa\\theta_2^2)`,
+    :math:`L = \\kappa`.
+
+    The slider's values are ``ratios`` times :math:`2/L` (rounded to 4
+    significant digits), so the grid straddles the stability limit: converges
+    for :math:`\\eta < 2/L`, oscillates at it, diverges above (shown with an X
+    and the step).  Each frame is titled with the regime (:func:`gd_regime`).
+    """
+    land = quadratic(kappa)
+    limit = 2.0 / land.L
+    lrs = [float(f"{r * limit:.4g}") for r in ratios]
+    default = float(f"{default_ratio * limit:.4g}")
+    if default not in lrs:
+        raise ValueError(f"Invalid default_ratio: {default_ratio} (not one of ratios)")
+
+    def title(lr):
+        return f"gradient descent, η = {lr:.4g}, 2/L = {limit:.4g}: {gd_regime(lr, land.L)}"
+
+    explorer = optimizer_explorer(lambda lr: {"gd": scale_by_learning_rate(lr)}, {"lr": lrs},
+                                  landscape=land, defaults={"lr": default},
+                                  labels={"lr": "learning rate η"}, title=title, steps=steps,
+                                  name="gd")
+    explorer.title = f"gradient descent on {land.title} (L = {land.L:g}, 2/L = {limit:.4g})"
+    if explorer.spec is not None:
+        explorer.spec["headline"] = f"gradient descent, η = {{lr}}, 2/L = {limit:.4g}"
+        # the regimes of gd_regime, for the page's headline (same 1e-9 tolerance)
+        explorer.spec["regimes"] = {"param": "lr", "bands": [
+            [1.0 / land.L * (1 + 1e-9), gd_regime(1.0 / land.L, land.L)],
+            [limit * (1 - 1e-9), gd_regime(1.5 / land.L, land.L)],
+            [limit * (1 + 1e-9), gd_regime(limit, land.L)]],
+            "last": gd_regime(3.0 / land.L, land.L)}
+    return explorer

@@ -497,7 +497,7 @@ def overfit_one_batch(seed: int = 0, batch_size: int = 16, steps: int = 200,
 
 #: One colour per rule, the same in the still figure (:func:`draw_range_test`) and in the
 #: explorer (:func:`range_test_explorer`); explicit hex codes, because the book's style
-#: (:func:`optbook.plotting.use_style`) replaces matplotlib's "C0", "C1", ... colour cycle.
+#: (:func:`optbook.figures.plotting.use_style`) replaces matplotlib's "C0", "C1", ... colour cycle.
 RULE_COLORS = {"steep": "#d62728", "minimum": "#2ca02c", "valley": "#1f77b4"}
 RULE_MARKERS = {rule: (marker, RULE_COLORS[rule])
                 for rule, marker in (("steep", "v"), ("minimum", "s"), ("valley", "o"))}
@@ -508,7 +508,7 @@ def draw_range_test(test: LRRangeTestResult, sweep: Sweep, seed_index: int = 0, 
     """Left: the smoothed range-test loss against the rate, each rule's suggestion marked.
     Right: the sweep's validation loss (every seed thin, the mean thick), the same
     suggestions as vertical lines, the sweep's best rate as a grey band."""
-    from .. import plotting
+    from ..figures import plotting
     fig, (ax_test, ax_sweep) = plotting.subplots(1, 2, size="wide", pyplot=pyplot,
                                                  sharex=True)
     ax_test.semilogx(test.lrs, test.losses, color="0.8", linewidth=0.8, label="minibatch loss")
@@ -541,14 +541,14 @@ def draw_range_test(test: LRRangeTestResult, sweep: Sweep, seed_index: int = 0, 
 
 def range_test_explorer(tests: dict, sweeps: dict):
     """:func:`draw_range_test` for every optimizer x seed, drawn in the page from the stored
-    numbers (:func:`optbook.stored_figures.curves_figure`): left, the range test's minibatch
+    numbers (:func:`optbook.figures.curves_figure`): left, the range test's minibatch
     and smoothed loss against the rate with each rule's suggestion; right, the sweep's
     validation loss (each seed thin, the mean thick), the suggestions as dashed lines and
     this seed's best swept rate as a grey band.  Hovering reads the stored values.
 
     ``tests[optimizer]`` is the list of range tests (one per seed of ``sweeps[optimizer]``).
     """
-    from ..stored_figures import Axis, Curve, Mark, Panel, Series, curves_figure
+    from ..figures import Axis, Curve, Mark, Panel, Series, curves_figure
     optimizers = list(sweeps)
     seeds = list(sweeps[optimizers[0]].seeds)
     seed_names = [f"seed {s}" for s in seeds]

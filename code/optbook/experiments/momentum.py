@@ -41,6 +41,9 @@ import numpy as np
 
 from ..base import (GradientTransformation, apply_updates, chain, check_number,
                     scale_by_learning_rate, tree_map)
+from ..figures import Explorer, phase_figure, spec_figure
+from ..figures.paths import draw_runs, optimizer_entry
+from ..figures.spec import landscape_spec, param_spec
 from ..landscapes import Landscape, beale, quadratic, rosenbrock, trajectory
 from ..momentum import trace
 from ..optimizers import momentum, nesterov, sgd
@@ -72,6 +75,8 @@ __all__ = [
     "race_starts", "race_steps", "race_run", "RaceResult", "tune_race",
     # the widget
     "EXPLORER_LANDSCAPES", "explorer_runs", "explorer_outcomes", "momentum_explorer",
+    # the chapter's figures
+    "momentum_figure", "heavy_ball_phase_figure",
 ]
 
 
@@ -555,8 +560,6 @@ def momentum_explorer(lr_scales: Sequence[float] = (1.0, 2.0),
     """
     from functools import lru_cache
 
-    from ..widgets import Explorer
-
     @lru_cache(maxsize=None)
     def runs(landscape, lr_scale, beta):
         return explorer_runs(landscape, lr_scale, beta)
@@ -574,7 +577,6 @@ def momentum_explorer(lr_scales: Sequence[float] = (1.0, 2.0),
         return low / 2, float(v.max()) * 2
 
     def draw(landscape, lr_scale, beta):
-        from ..widgets import draw_runs
         land, base_lr, _ = _explorer_landscape(landscape)
         title = f"η = {base_lr * lr_scale:.3g} ({lr_scale:g} × base), β = {beta:g}"
         return draw_runs(runs(landscape, lr_scale, beta), land, title=title,
@@ -1093,3 +1095,62 @@ def tune_race(method: str, landscape: Landscape, learning_rates: Sequence[float]
     best = tuple(int(i) for i in np.unravel_index(np.argmin(worst), worst.shape)) if ok.any() else None
     bs = (0.0,) if method == "gd" else tuple(float(b) for b in betas)
     return RaceResult(method, tuple(float(lr) for lr in learning_rates), bs, steps, best)
+
+
+# --- the chapter's figures (kinds from optbook.figures) ----------------------------------
+
+def momentum_figure(lr_scale: float = 1.0, beta: float = 0.8) -> Explorer:
+    r"""Chapter 3's widget with continuous sliders: momentum and Nesterov on three
+    landscapes (menu), :math:`\eta` as a multiple of each landscape's base rate
+    (log scale, 0.25 to 4) and :math:`\beta \in [0.01, 0.99]` (Nesterov needs :math:`\beta > 0`).
+
+    The landscapes, base rates and step counts are those of
+    :data:`EXPLORER_LANDSCAPES`, so the numbers
+    match :func:`explorer_runs`.
+    """
+    choices = []
+    for label, (make_landscape, base_lr, steps) in EXPLORER_LANDSCAPES.items():
+        choices.append((label, make_landscape(), steps, {"base_lr": base_lr}))
+    lr = {"param": "lr_scale", "times": "base_lr"}
+    spec = {
+        "kind": "paths", "steps": choices[0][2], "escape": 10.0,
+        "landscape": landscape_spec(choices[0][1]),
+        "choices": [{"label": c[0], "landscape": landscape_spec(c[1]), "steps": c[2],
+                     "constants": c[3]} for c in choices],
+        "choiceLabel": "landscape",
+        "params": [param_spec("lr_scale", "η / base η", 0.25, 4.0, lr_scale, "log"),
+                   param_spec("beta", "β", 0.01, 0.99, beta, "linear")],
+        "optimizers": [optimizer_entry("momentum", "momentum", {"lr": lr, "beta": {"param": "beta"}}),
+                       optimizer_entry("nesterov", "nesterov", {"lr": lr, "beta": {"param": "beta"}})],
+        "headline": "η = {lr_scale} × {base_lr}, β = {beta}",
+    }
+    return spec_figure(spec, title="momentum and Nesterov: learning rate and momentum coefficient",
+                       choices=choices)
+
+
+def heavy_ball_phase_figure(kappa: float = 10.0, steps: int = 80, eta_L: float = 1.0,
+                            beta: float = 0.5) -> Explorer:
+    r"""Chapter 3: the :math:`(\eta\lambda, \beta)` phase diagram of heavy-ball momentum.
+
+    Along an eigenvector with eigenvalue :math:`\lambda` of a quadratic, heavy
+    ball is :math:`x_{t+1} = (1 + \beta - \eta\lambda) x_t - \beta x_{t-1}`; its
+    characteristic roots are complex (under-damped) for
+    :math:`(1-\sqrt\beta)^2 < \eta\lambda < (1+\sqrt\beta)^2`, real
+    (over-damped) otherwise, and the iteration is stable iff
+    :math:`\eta\lambda < 2(1+\beta)`; Nesterov's (optbook's form) iff
+    :math:`\eta\lambda < 2(1+\beta)/(1+2\beta)`.  In the page, clicking or
+    dragging in the diagram sets :math:`\eta L` and :math:`\beta`; beside it,
+    momentum and Nesterov run on ``quadratic(kappa)`` with
+    :math:`\eta = (\eta L)/L` (the hollow marker is the flat direction,
+    :math:`\eta\mu = \eta L/\kappa`).
+    """
+    land = quadratic(kappa)
+    lr = {"param": "eta_L", "times": 1.0 / land.L}
+    params = [param_spec("eta_L", "η L", 0.01, 4.5, eta_L, "linear",
+                         title="learning rate times the largest curvature L"),
+              param_spec("beta", "β", 0.01, 0.99, beta, "linear", title="momentum β")]
+    optimizers = [optimizer_entry(m, m, {"lr": lr, "beta": {"param": "beta"}})
+                  for m in ("momentum", "nesterov")]
+    return phase_figure(land, optimizers, params, kappa=kappa, steps=steps,
+                        headline=f"heavy ball and Nesterov on {land.title}: η = (η L)/L, L = {land.L:g}",
+                        title=f"phase diagram of heavy-ball momentum; paths on {land.title}")

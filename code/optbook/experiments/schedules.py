@@ -46,6 +46,8 @@ from torch.nn import functional as F
 from .. import schedules as sch
 from ..adam import scale_by_adam
 from ..base import GradientTransformation, chain, scale
+from ..figures import Explorer, nqm_figure
+from ..figures.spec import param_spec
 from .reruns import Rerun
 from .training import Dataset, teacher_classification, train
 
@@ -58,7 +60,8 @@ __all__ = ["StackedLinear", "StackedMLP", "stack_targets", "member_losses", "sca
            "nqm_warmup_gains", "NQM_COOLDOWNS", "NQM_PEAKS", "NQM_TABLE",
            "nqm_schedule", "nqm_loss", "draw_nqm", "NQM_SHAPES", "NQM_CURVATURES", "problem",
            # stored reruns
-           "shape_table_rerun", "branches_rerun", "weight_decay_rerun", "RERUNS"]
+           "shape_table_rerun", "branches_rerun", "weight_decay_rerun", "RERUNS",
+           "schedule_figure"]
 
 
 def _int(name: str, value, low: int = 1) -> int:
@@ -383,7 +386,7 @@ def draw_table(record: dict, names: Sequence[str] = ("constant", "cosine", "cosi
                                                      "wsd")):
     """Each schedule at its tuned peak (mean, seeds' min-max) and the validation curves
     (mean over seeds) of a few of them, from a stored :func:`shape_table_rerun`."""
-    from .. import plotting
+    from ..figures import plotting
 
     rows = ranking(stored_table(record))
     res = record["results"]["schedules"]
@@ -659,7 +662,7 @@ def draw_branches(record: dict, peak: float):
     """Hägele et al.'s picture from a stored :func:`branches_rerun`: the stable run at
     ``peak`` (grey), the cooldowns forked from it, and the cosine run of each budget
     (validation loss, mean over seeds)."""
-    from .. import plotting
+    from ..figures import plotting
 
     res = record["results"]
     i = list(res["peaks"]).index(peak)
@@ -974,7 +977,7 @@ def draw_nqm(shape: str = "cosine", peak: float = 1.0, warmup_frac: float = 0.0,
              end_frac: float = 0.0, noise: float = 1.0):
     """The interactive figure of 6.1: eta_t (left) and the NQM loss it produces (right),
     with the constant-rate loss at the same peak in grey for reference."""
-    from .. import plotting
+    from ..figures import plotting
 
     etas = nqm_schedule(shape, peak, steps, warmup_frac, cooldown_frac, cooldown, end_frac)
     loss = nqm_loss(etas, noise=noise)
@@ -1162,3 +1165,62 @@ RERUNS = (
           minutes=4.0),
 )
 """The section's stored reruns (``make reruns RERUNS=<name>``)."""
+
+
+# --- the chapter's figures (kinds from optbook.figures) ----------------------------------
+
+def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 0.0,
+                    cooldown_frac: float = 0.1, steps: int = 200, cooldown: str = "linear",
+                    end_frac: float = 0.0, noise: float = 1.0) -> Explorer:
+    r"""Chapter 6.1: a learning-rate schedule and the exact expected loss of SGD it
+    produces on the noisy quadratic model (figure kind ``schedule``,
+    :func:`optbook.figures.nqm_figure`).
+
+    Controls: the shape (constant, cosine, linear, wsd; a menu), WSD's cooldown
+    shape (linear, :math:`1-\sqrt{x}`, cosine; a menu), the final rate of the
+    decaying shapes (0 or 10 % of the peak; a menu), the peak rate
+    :math:`\eta \in [0.05, 1.99]`, the warmup fraction in :math:`[0, 0.5]`, WSD's
+    cooldown fraction in :math:`(0, 1]` (its slider starts at one step) and the
+    gradient-noise scale :math:`\sigma \in [0, 2]`.
+    The page recomputes :math:`\eta_t` with
+    :func:`nqm_schedule`'s formulas and the loss
+    with :func:`nqm_loss`'s recursion
+    :math:`m_i \leftarrow (1-\eta_t h_i)^2 m_i + \eta_t^2 h_i \sigma^2` over the
+    same 20 curvatures (from 1 to 0.01), next to the constant rate with the same
+    peak, warmup and noise in grey, and reads out both losses at step ``steps // 4``
+    (where warmup shows) and at the end.  The kernel
+    widget and the still image are :func:`draw_nqm`.
+    """
+    shapes = list(NQM_SHAPES)
+    if shape not in shapes:
+        raise ValueError(f"Invalid shape: {shape!r} (one of {', '.join(shapes)})")
+    cooldowns = list(NQM_COOLDOWNS)
+    if cooldown not in cooldowns:
+        raise ValueError(f"Invalid cooldown: {cooldown!r} (one of {', '.join(cooldowns)})")
+    ends = [0.0, 0.1]
+    if end_frac not in ends:
+        raise ValueError(f"Invalid end_frac: {end_frac!r} (0 or 0.1: the final rate as a "
+                         "fraction of the peak)")
+    steps = int(steps)
+    params = [param_spec("peak", "peak η", 0.05, 1.99, peak, "linear",
+                         title="peak learning rate η"),
+              param_spec("warmup_frac", "warmup / T", 0.0, 0.5, warmup_frac, "linear",
+                         title="warmup length as a fraction of the run"),
+              param_spec("cooldown_frac", "cooldown / T (WSD)", 1.0 / steps, 1.0, cooldown_frac,
+                         "linear", title="WSD's cooldown length as a fraction of the run"),
+              param_spec("noise", "noise σ", 0.0, 2.0, noise, "linear",
+                         title="gradient noise scale σ")]
+    cooldown_labels = {"linear": "linear", "1-sqrt": "1 − √x", "cosine": "cosine"}
+
+    def draw(shape, cooldown, end_frac, peak, warmup_frac, cooldown_frac, noise):
+        return draw_nqm(shape, peak, warmup_frac, cooldown_frac, steps, cooldown=cooldown,
+                        end_frac=end_frac, noise=noise)
+
+    # the curvatures nqm_loss uses by default: the page must use the same ones
+    return nqm_figure(draw, shapes=shapes, shape=shape,
+                      cooldowns=[(cooldown_labels[c], c) for c in cooldowns], cooldown=cooldown,
+                      ends=[("0", 0.0), ("10 % of peak", 0.1)], end_frac=end_frac,
+                      curvatures=NQM_CURVATURES, params=params, steps=steps,
+                      title="Schedules on the noisy quadratic",
+                      ref_label="constant η (same peak, warmup)", eta_max=2.05,
+                      loss_range=(1e-4, 10.0))

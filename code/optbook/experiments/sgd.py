@@ -41,7 +41,10 @@ import torch
 from torch import nn
 
 from ..base import check_number
-from ..landscapes import quadratic, trajectory
+from ..figures import Explorer, spec_figure
+from ..figures.paths import draw_runs, optimizer_entry, optimizer_runs, standard_normals
+from ..figures.spec import landscape_spec, param_spec
+from ..landscapes import quadratic, saddle, trajectory
 from ..optimizers import sgd
 from ..schedules import as_lambda_lr, linear_warmup
 from ..torch import SGD
@@ -71,6 +74,8 @@ __all__ = [
     "batch_size_long_runs", "double_well_escape_counts", "RERUNS",
     # widget
     "sgd_noise_explorer",
+    # the chapter's figures
+    "sgd_noise_figure",
 ]
 
 
@@ -773,31 +778,51 @@ RERUNS = (
 )
 
 
-# --- widget: SGD with gradient noise on the saddle ---------------------------------------
+# --- the chapter's figures (kinds from optbook.figures): SGD with noise on the saddle ----
 
 def sgd_noise_explorer(learning_rates: Sequence[float] = (0.05, 0.2, 0.9),
                        noise_levels: Sequence[float] = (0.0, 0.01, 0.1),
                        steps: int = 150, seed: int = 0):
-    r"""An :class:`optbook.widgets.Explorer`: SGD from (1.5, 0) on ``landscapes.saddle()``.
+    r"""An :class:`optbook.figures.Explorer`: SGD from (1.5, 0) on ``landscapes.saddle()``.
 
     Sliders: the learning rate :math:`\eta` and the gradient-noise level
     :math:`\sigma` (``noise_std`` of :func:`optbook.landscapes.trajectory`, the
     stand-in for minibatch noise; the same seed in every frame).
     """
-    from .. import widgets
-    from ..landscapes import saddle
-
     land = saddle()
     x0 = np.array([1.5, 0.0])
 
     def draw(lr, noise_std):
-        runs = widgets.optimizer_runs(lambda lr: sgd(lr), {"lr": lr}, land, x0=x0, steps=steps,
-                                      noise_std=noise_std, seed=seed)
-        return widgets.draw_runs(runs, land, loss_ylim=(1e-7, 5.0),
-                                 title=f"SGD, η = {lr:g}, gradient noise σ = {noise_std:g}")
+        runs = optimizer_runs(lambda lr: sgd(lr), {"lr": lr}, land, x0=x0, steps=steps,
+                              noise_std=noise_std, seed=seed)
+        return draw_runs(runs, land, loss_ylim=(1e-7, 5.0),
+                         title=f"SGD, η = {lr:g}, gradient noise σ = {noise_std:g}")
 
-    return widgets.Explorer(draw, {"lr": list(learning_rates), "noise_std": list(noise_levels)},
-                            defaults={"lr": learning_rates[len(learning_rates) // 2],
-                                      "noise_std": noise_levels[len(noise_levels) // 2]},
-                            labels={"lr": "η", "noise_std": "noise σ"},
-                            title="SGD with gradient noise on the saddle f = x²/2 + y⁴/4 − y²/2")
+    return Explorer(draw, {"lr": list(learning_rates), "noise_std": list(noise_levels)},
+                    defaults={"lr": learning_rates[len(learning_rates) // 2],
+                              "noise_std": noise_levels[len(noise_levels) // 2]},
+                    labels={"lr": "η", "noise_std": "noise σ"},
+                    title="SGD with gradient noise on the saddle f = x²/2 + y⁴/4 − y²/2")
+
+
+def sgd_noise_figure(lr: float = 0.2, noise_std: float = 0.01, steps: int = 150,
+                     seed: int = 0) -> Explorer:
+    r"""Chapter 2's widget with continuous sliders: SGD from (1.5, 0) on the saddle
+    :math:`f = x^2/2 + y^4/4 - y^2/2` with gradient noise :math:`\sigma\,\xi_t`.
+
+    The page draws the same standard normals :math:`\xi_t` that
+    ``landscapes.trajectory(..., noise_std=σ, seed=seed)`` draws (they are in
+    the spec), so every slider position is the run optbook would compute.
+    """
+    land = saddle()
+    spec = {
+        "kind": "paths", "landscape": landscape_spec(land), "steps": int(steps), "escape": 10.0,
+        "x0": [1.5, 0.0], "seed": seed, "noise": standard_normals(seed, int(steps)),
+        "params": [param_spec("lr", "η", 0.01, 1.5, lr, "log"),
+                   param_spec("noise_std", "noise σ", 0.0, 0.3, noise_std, "linear")],
+        "optimizers": [optimizer_entry("sgd", "sgd", {"lr": {"param": "lr"}}, label="SGD",
+                                        sigma={"param": "noise_std"})],
+        "headline": "SGD, η = {lr}, gradient noise σ = {noise_std}",
+    }
+    return spec_figure(spec, title="SGD with gradient noise on the saddle f = x²/2 + y⁴/4 − y²/2",
+                       landscape=land)

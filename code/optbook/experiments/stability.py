@@ -900,10 +900,10 @@ def _stored_array(values) -> np.ndarray:
 
 def sharpness_figure(record: dict):
     """The stored grid of :func:`sharpness_rerun` as a figure drawn in the page
-    (:func:`optbook.stored_figures.curves_figure`): sliders for the warmup length and the
+    (:func:`optbook.figures.curves_figure`): sliders for the warmup length and the
     peak rate; left, each seed's sharpness (for Adam the preconditioned one) and the
     threshold (2/η_t, or 38/η_t for Adam at β1 = 0.9) on a log scale; right, the loss."""
-    from ..stored_figures import Axis, Panel, Series, curves_figure
+    from ..figures import Axis, Panel, Series, curves_figure
 
     warmups, peaks = record["warmups"], record["peaks"]
     steps = [float(s) for s in record["steps"]]

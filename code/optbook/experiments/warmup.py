@@ -789,7 +789,7 @@ def print_mechanics(record: dict, norm: str = "post", lr: float = 3e-2,
 def warmup_figure(record: dict, norm: str = "post", lr: float = 3e-2, warmup: int = 300,
                   vocab: int = 16):
     r"""The warmup figure of 6.2, drawn in the page from :func:`warmup_runs`'s stored curves
-    (:func:`optbook.stored_figures.curves_figure`).
+    (:func:`optbook.figures.curves_figure`).
 
     A menu for the layer norm and sliders that snap to the stored peak rates and warmup
     lengths; three panels over the steps: the validation loss, the largest attention
@@ -797,7 +797,7 @@ def warmup_figure(record: dict, norm: str = "post", lr: float = 3e-2, warmup: in
     thick), with the same peak rate without warmup in grey and the end of the warmup
     marked. ``record`` is the ``results`` of the rerun (``reruns.load(...)["results"]``).
     """
-    from ..stored_figures import Axis, Mark, Panel, Series, curves_figure
+    from ..figures import Axis, Mark, Panel, Series, curves_figure
 
     runs, warmups, lrs = record["runs"], list(record["warmups"]), list(record["lrs"])
     norms = [n for n in ("post", "pre") if n in runs]

@@ -565,7 +565,7 @@ def draw_causes(runs: ArmRuns, vocab: int = 16, ratio_window: int = 10):
     """Three panels for arms of one run: validation loss, largest attention logit, and the
     largest update-to-weight ratio (moving average over ``ratio_window`` steps), mean over
     seeds, one colour per arm."""
-    from .. import plotting
+    from ..figures import plotting
 
     fig, axes = plotting.subplots(1, 3, size="wide", pyplot=False)
     a, b, c = axes
@@ -990,7 +990,7 @@ def draw_stored_causes(stored: dict, names: Sequence[str], vocab: int = 16):
     """Loss curves, largest attention logit and update-to-weight ratio of the arms ``names``
     of :func:`causes_rerun` (first batch order; thin lines: seeds; the logit and ratio are
     seed means)."""
-    from .. import plotting
+    from ..figures import plotting
 
     fo = stored["first_order"]
     labels = {a["name"]: a["label"] for a in stored["arms"]}
@@ -1016,7 +1016,7 @@ def causes_figure(stored: dict, default: str = "adam-k100"):
     """Interactive figure of :func:`causes_rerun` (first batch order): a menu of the
     interventions; each panel shows the chosen one against no warmup and the 300-step
     warmup (grey): validation loss, largest attention logit, update-to-weight ratio."""
-    from ..stored_figures import Axis, Curve, Panel, Series, curves_figure
+    from ..figures import Axis, Curve, Panel, Series, curves_figure
 
     fo = stored["first_order"]
     ev = [float(x) for x in stored["eval_steps"]]

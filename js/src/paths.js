@@ -13,11 +13,11 @@ export function headline(template, values) {
 }
 
 /** The regime a value falls in: the first band whose upper bound it does not exceed. */
-export function regime(spec, values) {
-  if (!spec) return "";
-  const v = values[spec.param];
-  const band = spec.bands.find(([upper]) => v <= upper);
-  return band ? band[1] : spec.last;
+export function regime(regimes, values) {
+  if (!regimes) return "";
+  const v = values[regimes.param];
+  const band = regimes.bands.find(([upper]) => v <= upper);
+  return band ? band[1] : regimes.last;
 }
 
 export function readoutText(label, run, minimum) {

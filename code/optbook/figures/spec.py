@@ -11,8 +11,13 @@ checks that the page's numbers are optbook's.
 :func:`trace_optimizers` reads a spec off an ordinary ``make(**params)``
 function such as ``lambda lr, b1: {"adam": optbook.adam(lr, b1)}`` by calling
 it once with recording stand-ins for optbook's constructors; :func:`spec_runs`
-runs a spec back through optbook, which is how the widgets check that the
+runs a spec back through optbook, which is how the figures check that the
 spec means what ``make`` meant before they ship it.
+
+The schema of every kind's spec is written once, in ``spec.schema.json``
+beside this module (:data:`SCHEMA_PATH`, :func:`schema`, :func:`validate`);
+the runtime (``js/src/spec.js``) checks each spec against the same file
+before it mounts a figure.
 """
 from __future__ import annotations
 
@@ -21,20 +26,26 @@ import inspect
 import math
 import numbers
 import sys
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from . import landscapes as _landscapes
-from . import optimizers as _optimizers
-from . import schedules as _schedules
-from .adam import scale_by_adam
-from .base import GradientTransformation, chain, scale_by_learning_rate
-from .lion import lion as _lion
-from .sophia import sophia as _sophia
+from .. import landscapes as _landscapes
+from .. import optimizers as _optimizers
+from .. import schedules as _schedules
+from ..adam import scale_by_adam
+from ..base import GradientTransformation, chain, scale_by_learning_rate
+from ..lion import lion as _lion
+from ..sophia import sophia as _sophia
 
 __all__ = ["RULES", "SCHEDULES", "Untraceable", "landscape_spec", "param_spec",
-           "trace_optimizers", "make_optimizer", "make_schedule", "spec_runs"]
+           "trace_optimizers", "make_optimizer", "make_schedule", "spec_runs", "SCHEMA_PATH",
+           "schema", "validate"]
+
+SCHEMA_PATH = Path(__file__).with_name("spec.schema.json")
+"""The JSON schema of a figure's spec, one definition per kind (``$defs``)."""
 
 # rule name -> optbook constructor (the learning rate is the argument "lr")
 RULES: dict[str, Callable[..., GradientTransformation]] = {
@@ -287,3 +298,32 @@ def _constructor_args(landscape: Mapping) -> dict:
         c, s = params.pop("c", 1.0), params.pop("s", 0.0)
         params["angle"] = math.atan2(s, c)
     return params
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The spec schema (``spec.schema.json``), parsed once."""
+    import json
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate(spec: Mapping) -> None:
+    """Raise ``ValueError`` naming the first place where ``spec`` breaks the schema.
+
+    Checked against its own kind's definition, so the message points at the
+    offending key rather than at "none of five kinds matched".  Needs the
+    ``jsonschema`` package (a test dependency; the book never validates at run time).
+    """
+    import jsonschema
+
+    full = schema()
+    kind = spec.get("kind") if isinstance(spec, Mapping) else None
+    if kind not in full["$defs"] or kind not in full["properties"]["kind"]["enum"]:
+        raise ValueError(f"Invalid spec kind: {kind!r} (one of "
+                         f"{', '.join(full['properties']['kind']['enum'])})")
+    validator = jsonschema.Draft202012Validator({"$defs": full["$defs"], "$ref": f"#/$defs/{kind}"})
+    errors = sorted(validator.iter_errors(dict(spec)), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ValueError(f"Invalid {kind} spec at {where}: {e.message}")

@@ -1,4 +1,4 @@
-"""Tests for optbook.widgets: the Explorer pattern and the ready-made widgets.
+"""Tests for optbook.figures: the Explorer pattern, the figure kinds and the chapters' figures.
 
 Oracles: a draw function whose PNG *size* encodes its parameters (so each
 embedded frame can be traced back to the parameters it was drawn with);
@@ -21,7 +21,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import optbook  # noqa: E402
-from optbook import landscapes, widgets  # noqa: E402
+from optbook import figures, landscapes  # noqa: E402
+from optbook.experiments import foundations, schedules  # noqa: E402
+from optbook.figures import kernel  # noqa: E402
 
 
 # --- a draw function whose output identifies its parameters -------------------------
@@ -49,7 +51,7 @@ GRID = {"a": [1, 2, 3], "b": [0, 5, 10, 20], "kind": ["line", "dots"]}
 
 @pytest.fixture(scope="module")
 def explorer():
-    return widgets.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
+    return figures.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
                             labels={"a": "α", "b": "β"}, formats={"b": "{:d}"},
                             title="test explorer", dpi=20, colors=None)
 
@@ -112,7 +114,7 @@ def test_points_and_index_follow_itertools_product_order(explorer):
 
 
 def test_defaults_fall_back_to_the_first_value_and_match_within_rounding():
-    e = widgets.Explorer(sized_draw, {"a": [0.1, 0.2], "b": [1, 2]}, defaults={"a": 0.1 + 0.1})
+    e = figures.Explorer(sized_draw, {"a": [0.1, 0.2], "b": [1, 2]}, defaults={"a": 0.1 + 0.1})
     assert e.defaults == {"a": 0.2, "b": 1}
 
 
@@ -134,16 +136,16 @@ def test_defaults_fall_back_to_the_first_value_and_match_within_rounding():
 ])
 def test_bad_arguments_raise_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        widgets.Explorer(sized_draw, **kwargs)
+        figures.Explorer(sized_draw, **kwargs)
 
 
 def test_draw_must_be_callable_and_return_a_figure():
     with pytest.raises(ValueError, match="Invalid draw"):
-        widgets.Explorer(None, {"a": [1]})
+        figures.Explorer(None, {"a": [1]})
     with pytest.raises(ValueError, match="Invalid draw: returned NoneType"):
-        widgets.Explorer(lambda a: None, {"a": [1]}).frame()
+        figures.Explorer(lambda a: None, {"a": [1]}).frame()
     with pytest.raises(ValueError, match="numbers or strings"):
-        widgets.Explorer(sized_draw, {"a": [[1], [2]]})
+        figures.Explorer(sized_draw, {"a": [[1], [2]]})
 
 
 def test_frames_are_the_pngs_of_the_draw_at_each_grid_point(explorer):
@@ -192,7 +194,7 @@ def test_static_twin_has_one_frame_per_grid_point_in_order(explorer):
 
 
 def test_static_twin_json_cannot_end_its_script_early():
-    e = widgets.Explorer(sized_draw, {"a": [1, 2], "b": [0]}, title="</script><b>",
+    e = figures.Explorer(sized_draw, {"a": [1, 2], "b": [0]}, title="</script><b>",
                          dpi=20, colors=None)
     text = e.static_html()
     assert text.count("</script>") == 2                # the JSON block and the code
@@ -228,15 +230,15 @@ def test_static_twin_is_self_contained_and_deterministic(explorer):
     assert "http:" not in without_images and "https:" not in without_images
     assert "//" not in without_images                   # no protocol-relative address
     assert all(frame["src"].startswith("data:") for frame in twin_frames(doc)[0])
-    again = widgets.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
+    again = figures.Explorer(sized_draw, GRID, defaults={"a": 2, "b": 10, "kind": "dots"},
                              labels={"a": "α", "b": "β"}, formats={"b": "{:d}"},
                              title="test explorer", dpi=20, colors=None)
     assert again.static_html() == text
 
 
 def test_quantized_frames_are_smaller_pngs_of_the_same_size():
-    full = widgets.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=None).frame()
-    small = widgets.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=16).frame()
+    full = figures.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=None).frame()
+    small = figures.Explorer(sized_draw, {"a": [2], "b": [5]}, dpi=60, colors=16).frame()
     assert png_size(small) == png_size(full)
     assert len(small) < len(full)
 
@@ -245,8 +247,8 @@ def test_quantized_frames_are_smaller_pngs_of_the_same_size():
 
 def test_mimebundle_has_the_live_view_the_twin_and_a_plain_summary(explorer):
     bundle = explorer._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html", widgets.WIDGET_VIEW_MIME}
-    assert re.fullmatch(r"[0-9a-f]{32}", bundle[widgets.WIDGET_VIEW_MIME]["model_id"])
+    assert set(bundle) == {"text/plain", "text/html", kernel.WIDGET_VIEW_MIME}
+    assert re.fullmatch(r"[0-9a-f]{32}", bundle[kernel.WIDGET_VIEW_MIME]["model_id"])
     assert bundle["text/html"] == explorer.static_html()
     assert bundle["text/plain"] == (
         "Explorer: test explorer\n"
@@ -254,24 +256,24 @@ def test_mimebundle_has_the_live_view_the_twin_and_a_plain_summary(explorer):
         "  α (a): [1, 2, 3]  default 2\n"
         "  β (b): [0, 5, 10, 20]  default 10\n"
         "  kind: [line, dots]  default dots")
-    again = explorer._repr_mimebundle_()[widgets.WIDGET_VIEW_MIME]["model_id"]
-    assert again != bundle[widgets.WIDGET_VIEW_MIME]["model_id"]   # unique per display
+    again = explorer._repr_mimebundle_()[kernel.WIDGET_VIEW_MIME]["model_id"]
+    assert again != bundle[kernel.WIDGET_VIEW_MIME]["model_id"]   # unique per display
     only = explorer._repr_mimebundle_(include={"text/plain"})
     assert set(only) == {"text/plain"}
-    without = explorer._repr_mimebundle_(exclude={widgets.WIDGET_VIEW_MIME})
+    without = explorer._repr_mimebundle_(exclude={kernel.WIDGET_VIEW_MIME})
     assert set(without) == {"text/plain", "text/html"}
 
 
 def test_live_widget_ids_repeat_when_a_notebook_is_executed_again(monkeypatch):
     """Model ids are stored in the notebook: a re-run (a fresh kernel, whose display
     count starts again at 0) must reproduce them, where ipywidgets would draw uuid4s."""
-    e = widgets.Explorer(lambda a: Figure((a, 1)), {"a": [1, 2]}, dpi=10)
+    e = figures.Explorer(lambda a: Figure((a, 1)), {"a": [1, 2]}, dpi=10)
 
     def ids_of_a_fresh_kernel():
-        monkeypatch.setattr(widgets, "_DISPLAY_COUNT", itertools.count())
+        monkeypatch.setattr(kernel, "_DISPLAY_COUNT", itertools.count())
         ids = []
         for _ in range(2):
-            ids.append(e._repr_mimebundle_(exclude={"text/html"})[widgets.WIDGET_VIEW_MIME]
+            ids.append(e._repr_mimebundle_(exclude={"text/html"})[kernel.WIDGET_VIEW_MIME]
                        ["model_id"])
             e._live.close()           # this "kernel" ends: free the id for the next one
         return ids
@@ -302,17 +304,17 @@ def test_live_widget_redraws_through_the_same_frames(explorer):
 
 def test_gd_regimes():
     L = 10.0
-    assert widgets.gd_regime(0.05, L).startswith("converges (")
-    assert widgets.gd_regime(0.1, L).startswith("converges (")       # eta = 1/L
-    assert widgets.gd_regime(0.15, L).startswith("converges, zig-zagging")
-    assert widgets.gd_regime(0.2, L).startswith("oscillates forever")
-    assert widgets.gd_regime(0.21, L).startswith("diverges")
+    assert foundations.gd_regime(0.05, L).startswith("converges (")
+    assert foundations.gd_regime(0.1, L).startswith("converges (")       # eta = 1/L
+    assert foundations.gd_regime(0.15, L).startswith("converges, zig-zagging")
+    assert foundations.gd_regime(0.2, L).startswith("oscillates forever")
+    assert foundations.gd_regime(0.21, L).startswith("diverges")
 
 
 @pytest.mark.parametrize("lr", [0.02, 0.15, 0.19, 0.2, 0.21, 0.25])
 def test_gd_runs_follow_the_closed_form(lr):
     kappa, steps = 10.0, 50
-    run = widgets.gd_learning_rate_runs(lr, kappa=kappa, steps=steps)["gd"]
+    run = foundations.gd_learning_rate_runs(lr, kappa=kappa, steps=steps)["gd"]
     x0, y0 = landscapes.quadratic(kappa).x0
     t = np.arange(steps + 1)
     exact = np.stack([(1 - lr) ** t * x0, (1 - lr * kappa) ** t * y0], axis=1)
@@ -326,7 +328,7 @@ def test_gd_runs_follow_the_closed_form(lr):
 
 
 def test_gd_widget_grid_straddles_the_stability_limit():
-    e = widgets.gd_learning_rate_explorer(kappa=10.0)
+    e = foundations.gd_learning_rate_explorer(kappa=10.0)
     lrs = e.grid["lr"]
     assert e.defaults == {"lr": 0.1}
     assert sum(lr < 0.2 for lr in lrs) >= 4 and 0.2 in lrs and sum(lr > 0.2 for lr in lrs) >= 2
@@ -335,7 +337,7 @@ def test_gd_widget_grid_straddles_the_stability_limit():
 
 
 def test_gd_widget_frames_draw_the_runs_with_one_loss_axis_and_no_warnings():
-    e = widgets.gd_learning_rate_explorer(kappa=10.0, ratios=(0.5, 1.0, 1.25), steps=30)
+    e = foundations.gd_learning_rate_explorer(kappa=10.0, ratios=(0.5, 1.0, 1.25), steps=30)
     ylims = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -351,7 +353,7 @@ def test_gd_widget_frames_draw_the_runs_with_one_loss_axis_and_no_warnings():
             diverged_notes = [t.get_text() for t in ax_path.texts]
             assert diverged_notes == ([f"diverged (step {run.diverged_at})"]
                                       if run.diverged else [])
-            assert widgets.gd_regime(lr, 10.0) in fig._suptitle.get_text()
+            assert foundations.gd_regime(lr, 10.0) in fig._suptitle.get_text()
             ylims.append(ax_loss.get_ylim())
             fig.canvas.draw()
         html_text = e.static_html()
@@ -362,7 +364,7 @@ def test_gd_widget_frames_draw_the_runs_with_one_loss_axis_and_no_warnings():
 
 def test_optimizer_explorer_is_one_call_for_several_optimizers():
     land = landscapes.quadratic(25.0)
-    e = widgets.optimizer_explorer(
+    e = figures.optimizer_explorer(
         lambda lr, beta: {"sgd": optbook.sgd(lr), "momentum": optbook.momentum(lr, beta)},
         grid={"lr": [0.01, 0.04], "beta": [0.5, 0.9]}, landscape=land,
         labels={"lr": "η", "beta": "β"}, title="η = {lr:g}, β = {beta:g}", steps=20)
@@ -374,16 +376,16 @@ def test_optimizer_explorer_is_one_call_for_several_optimizers():
     assert fig._suptitle.get_text() == "η = 0.04, β = 0.9"
     assert e.title == "optimizer paths on quadratic (κ = 25)"
     with pytest.raises(ValueError, match="Invalid optimizer name"):
-        widgets.optimizer_runs(lambda: {"adamax": optbook.sgd(0.1)}, {}, land)
+        figures.optimizer_runs(lambda: {"adamax": optbook.sgd(0.1)}, {}, land)
     with pytest.raises(ValueError, match="Invalid make result"):
-        widgets.optimizer_runs(lambda: [optbook.sgd(0.1)], {}, land)
+        figures.optimizer_runs(lambda: [optbook.sgd(0.1)], {}, land)
 
 
 def test_schedule_figure_is_computed_in_the_page():
     """Chapter 6.1: a schedule-kind spec, continuous controls, the still image from draw_nqm."""
     from optbook.experiments import schedules as S
 
-    e = widgets.schedule_figure(shape="wsd", peak=0.5, warmup_frac=0.0, cooldown_frac=0.1)
+    e = schedules.schedule_figure(shape="wsd", peak=0.5, warmup_frac=0.0, cooldown_frac=0.1)
     spec = e.spec
     assert spec["kind"] == "schedule" and spec["steps"] == 200
     assert [c["value"] for c in spec["choices"]] == list(S.NQM_SHAPES)
@@ -397,7 +399,7 @@ def test_schedule_figure_is_computed_in_the_page():
         ["linear", "1-sqrt", "cosine"]
     assert [c["value"] for c in spec["ends"]] == [0.0, 0.1] and spec["end"] == 0
     assert spec["cooldowns"][spec["cooldown"]]["value"] == "linear"
-    other = widgets.schedule_figure(cooldown="1-sqrt", end_frac=0.1, noise=0.5).spec
+    other = schedules.schedule_figure(cooldown="1-sqrt", end_frac=0.1, noise=0.5).spec
     assert other["cooldowns"][other["cooldown"]]["value"] == "1-sqrt" and other["end"] == 1
     assert {p["name"]: p["value"] for p in other["params"]}["noise"] == 0.5
     # the still image / kernel widget draws the same options (draw_nqm)
@@ -416,16 +418,16 @@ def test_schedule_figure_is_computed_in_the_page():
     assert 'data-optbook-kind="schedule"' in html_text and html_text.count("data:image/png") == 1
     assert len(html_text) < 100_000
     with pytest.raises(ValueError, match="Invalid shape"):
-        widgets.schedule_figure(shape="step")
+        schedules.schedule_figure(shape="step")
     with pytest.raises(ValueError, match="Invalid cooldown"):
-        widgets.schedule_figure(cooldown="exp")
+        schedules.schedule_figure(cooldown="exp")
     with pytest.raises(ValueError, match="Invalid end_frac"):
-        widgets.schedule_figure(end_frac=0.05)
+        schedules.schedule_figure(end_frac=0.05)
 
 
-# --- stored-runs figures (optbook.stored_figures) ---------------------------------------
+# --- stored-runs figures (optbook.figures.runs, optbook.figures.heatmap) ---------------------------------------
 
-from optbook.stored_figures import Axis, Curve, Mark, Panel, Series, round_sig  # noqa: E402
+from optbook.figures.runs import Axis, Curve, Mark, Panel, Series, round_sig  # noqa: E402
 
 
 def test_round_sig_keeps_four_significant_digits_and_stores_non_finite_as_null():
@@ -445,7 +447,7 @@ def _grid_data(lr, opt):
 
 def test_curves_figure_stores_every_grid_point_in_product_order():
     lrs, opts = [0.1, 0.2, 0.4], ["a", "b"]
-    e = widgets.curves_figure(_grid_data, axes=[Axis("lr", "η", lrs, default=0.2), Axis("opt", "case", opts)],
+    e = figures.curves_figure(_grid_data, axes=[Axis("lr", "η", lrs, default=0.2), Axis("opt", "case", opts)],
                               panels=[Panel("loss", x=[0, 1, 2, 3, 4])], title="t", headline="η = {lr}")
     spec = e.spec
     assert spec["kind"] == "runs"
@@ -471,14 +473,14 @@ def test_curves_figure_colours_are_css_and_references_keep_their_own():
     """The page draws with the stored colour string, so a matplotlib cycle code ("C1"),
     which draws nothing there, is refused by name; a reference series is grey unless it
     names its own colour (two references must stay apart)."""
-    from optbook.stored_figures import Series
+    from optbook.figures.runs import Series
 
     kw = dict(axes=[Axis("lr", "η", [0.1, 0.2]), Axis("opt", "case", ["a", "b"])],
               panels=[Panel("loss", x=[0, 1, 2, 3, 4])],
               title="t")
     with pytest.raises(ValueError, match="Invalid color for series 'b': 'C1'"):
-        widgets.curves_figure(_grid_data, series=[Series("a"), Series("b", color="C1")], **kw)
-    e = widgets.curves_figure(_grid_data, series=[Series("a", reference=True),
+        figures.curves_figure(_grid_data, series=[Series("a"), Series("b", color="C1")], **kw)
+    e = figures.curves_figure(_grid_data, series=[Series("a", reference=True),
                                                   Series("b", color="#444444", reference=True)],
                               **kw)
     assert [s["color"] for s in e.spec["series"]] == ["#999999", "#444444"]
@@ -486,7 +488,7 @@ def test_curves_figure_colours_are_css_and_references_keep_their_own():
 
 def test_curves_figure_stores_divergence_as_null_and_marks_notes():
     y = np.array([[1.0, 0.5, 0.25], [1.0, np.nan, np.nan], [1.0, np.inf, 2.0]])
-    e = widgets.curves_figure({(): {"sgd": y}}, panels=[Panel(x=[1, 2, 3], marks=[Mark("hline", y=1.0)])],
+    e = figures.curves_figure({(): {"sgd": y}}, panels=[Panel(x=[1, 2, 3], marks=[Mark("hline", y=1.0)])],
                               marks={(): [Mark("vline", x=2, label="here")]},
                               notes={(): ["seed 1 diverged"]}, title="t")
     point = e.spec["points"][0]
@@ -498,7 +500,7 @@ def test_curves_figure_stores_divergence_as_null_and_marks_notes():
 
 
 def test_curves_figure_own_x_per_curve_and_several_panels():
-    e = widgets.curves_figure(
+    e = figures.curves_figure(
         {"a": [{"s": Curve([1.0, 2.0], x=[1e-3, 1e-2])}, {"s": np.ones((2, 3))}],
          "b": [{"s": Curve([3.0, 4.0, 5.0], x=[1e-3, 1e-2, 1e-1])}, {}]},
         axes=[Axis("k", "run", ["a", "b"])],
@@ -525,7 +527,7 @@ def test_curves_figure_own_x_per_curve_and_several_panels():
 def test_curves_figure_rejects_bad_input_by_name(kwargs, match):
     data = kwargs.pop("data")
     with pytest.raises(ValueError, match=match):
-        widgets.curves_figure(data, title="t", **kwargs)
+        figures.curves_figure(data, title="t", **kwargs)
 
 
 def test_heatmap_figure_stores_seeds_and_selects_the_best_mean():
@@ -536,7 +538,7 @@ def test_heatmap_figure_stores_seeds_and_selects_the_best_mean():
     b[1, 0, 0] = np.nan                       # a diverged seed: never the best, stored as null
     b[:, 0, 0] = [0.0, np.nan, 0.0]
     curves = {"A": rng.random((3, 4, 5, 6)), "B": rng.random((3, 4, 5, 6))}
-    e = widgets.heatmap_figure({"A": a, "B": b}, x=("lr", "η", np.geomspace(1e-4, 1e-2, 5)),
+    e = figures.heatmap_figure({"A": a, "B": b}, x=("lr", "η", np.geomspace(1e-4, 1e-2, 5)),
                                y=("wd", "λ", [0.0, 0.01, 0.1, 1.0]), title="grid",
                                curves=curves, curves_x=np.arange(6) * 10)
     spec = e.spec
@@ -545,7 +547,7 @@ def test_heatmap_figure_stores_seeds_and_selects_the_best_mean():
     assert spec["panels"][1]["values"][1][0][0] is None
     mean_a = a.mean(axis=0)
     assert spec["selected"] == list(np.unravel_index(mean_a.argmin(), mean_a.shape))
-    from optbook.stored_figures import _best_cell
+    from optbook.figures.heatmap import _best_cell
     assert _best_cell(b, "min") == (2, 3)
     assert spec["x"]["labels"] == ["0.0001", "0.000316", "0.001", "0.00316", "0.01"]
     cell = spec["curves"]["data"][1][2][3]["y"]
@@ -565,4 +567,4 @@ def test_heatmap_figure_stores_seeds_and_selects_the_best_mean():
 ])
 def test_heatmap_figure_rejects_bad_input_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        widgets.heatmap_figure(title="t", **kwargs)
+        figures.heatmap_figure(title="t", **kwargs)

@@ -2,7 +2,7 @@
 
 Call :func:`use_style` once at the top of a chapter::
 
-    from optbook import plotting
+    from optbook.figures import plotting
     plotting.use_style()                      # rcParams + crisp retina PNG in Jupyter
 
     fig, (ax1, ax2) = plotting.subplots(1, 2, size="wide")
