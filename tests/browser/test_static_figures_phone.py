@@ -51,7 +51,7 @@ MEASURE = r"""async () => {
       rendered: img.getBoundingClientRect().width, naturalWidth: img.naturalWidth,
       width: Number(chosen.getAttribute('width')),
       textPx: Number(chosen.dataset.optbookTextPx),
-      at390: Number(img.dataset.optbookMinTextPxAt390),
+      at390: Number(img.getAttribute('data-optbook-min-text-px-at-390') ?? NaN),
     };
   });
 }"""
@@ -80,6 +80,9 @@ def test_static_figure_text_is_at_least_9_px_on_a_phone(browser, path):
         expected_natural = f["width"] if f["usesSource"] else 2 * f["width"]
         if abs(f["naturalWidth"] - expected_natural) > 1:
             problems.append(f"{where}: image is {f['naturalWidth']} px, its width says {f['width']}")
+        if not (f["textPx"] > 0 and f["at390"] > 0 and f["width"] > 0):   # NaN too
+            problems.append(f"{where}: text sizes or width missing: {f}")
+            continue
         text = f["textPx"] * f["rendered"] / f["width"]
         if text < MIN_TEXT_PX:
             problems.append(f"{where}: smallest text {text:.2f} CSS px at {f['rendered']:.0f} px wide")
