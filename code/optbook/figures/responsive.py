@@ -226,13 +226,15 @@ def render_png(fig) -> tuple[bytes, float, float]:
 
     The whole figure is saved (constrained layout keeps everything inside
     it), so the size is the figure's and the same on every machine; only if
-    something is drawn outside the figure is the box fitted to it.
+    something is drawn outside the figure, or touches its edge (a title wider
+    than its panel), is the box fitted to it, with a 0.05-inch margin.
     """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=2 * fig.dpi, facecolor="white")   # runs the layout
     bbox = fig.get_tightbbox()                           # inches, as just laid out
     w, h = fig.get_size_inches()
-    if not (bbox.x0 >= -0.02 and bbox.y0 >= -0.02 and bbox.x1 <= w + 0.02 and bbox.y1 <= h + 0.02):
+    edge = 0.01                                          # inches: ink this close is cut
+    if not (bbox.x0 >= edge and bbox.y0 >= edge and bbox.x1 <= w - edge and bbox.y1 <= h - edge):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=2 * fig.dpi, facecolor="white",
                     bbox_inches="tight", pad_inches=0.05)
