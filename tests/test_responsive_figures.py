@@ -241,6 +241,21 @@ def test_alt_text_comes_from_titles_or_labels():
     assert '"' not in re.search(r'alt="([^"]*)"', responsive.figure_html(fig)).group(1)
 
 
+def test_a_title_longer_than_the_narrow_figure_wraps_and_unwraps():
+    fig = _single_wide()                 # 06-schedules: a long title on a "wide" panel
+    ax = fig.axes[0]
+    ax.set_title("one stable run, cooldowns forked from it, and a cosine run per budget")
+    ax.set_ylabel("validation loss (mean of seeds)")
+    with responsive.stacked(fig, width=3.7):
+        png, width, _ = responsive.render_png(fig)
+        assert ax.title.get_wrap()
+    # the title no longer widens the saved box: the PNG is the figure's width
+    assert width == pytest.approx(370, abs=1)
+    assert not ax.title.get_wrap() and not ax.yaxis.label.get_wrap()
+    page = responsive.figure_html(fig)
+    assert float(re.search(r'at-390="([0-9.]+)"', page).group(1)) >= responsive.MIN_TEXT_PX
+
+
 def test_bad_width_is_refused():
     with pytest.raises(ValueError, match="Invalid width: -1"):
         with responsive.stacked(_single_wide(), width=-1):

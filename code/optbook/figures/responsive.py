@@ -70,7 +70,7 @@ NARROW_MIN_WIDTH = 2.6
 """Narrowest narrow rendering, in inches; text that needs less is too small to
 be saved by layout and the browser test reports it."""
 _SAFETY = 1.04                     # aim 4 % above MIN_TEXT_PX: rounding, subpixel widths
-_PANEL_ASPECT = (0.55, 0.85)       # stacked panel height / width, bounds
+_PANEL_ASPECT = (0.6, 0.85)       # stacked panel height / width, bounds
 
 
 @dataclass
@@ -172,8 +172,8 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
 
     Each panel keeps its share of the figure's aspect, within
     ``_PANEL_ASPECT``; a panel whose y axis is shared shows its own tick
-    labels (sharing had hidden them beside their neighbour).  Fonts are not
-    changed.  A figure without a single top-level grid is only narrowed.
+    labels (sharing had hidden them beside their neighbour); titles and axis
+    labels wrap at the figure's edge.  Fonts are not changed.  A figure without a single top-level grid is only narrowed.
     """
     from matplotlib.gridspec import GridSpec
 
@@ -188,6 +188,13 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
     # constrained layout starts from where the axes are: put every axes
     # (colour bars too) back exactly, so the figure lays out as before
     boxes = {ax: (ax._originalPosition.frozen(), ax._position.frozen()) for ax in fig.axes}
+    # titles and axis labels longer than the narrow figure wrap onto a second
+    # line instead of running off its edge (matplotlib wraps at the figure's edge)
+    labels = [t for ax in fig.axes
+              for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)]
+    if fig._suptitle is not None:
+        labels.append(fig._suptitle)
+    wraps = {t: t.get_wrap() for t in labels}
     try:
         lo, hi = _PANEL_ASPECT
         heights = [width * min(hi, max(lo, p.height / p.width)) for p in found]
@@ -198,6 +205,8 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
                     ax.set_subplotspec(grid[i])
                     if _shared_y(ax) and len(found) > 1:
                         ax.yaxis.set_tick_params(which="both", labelleft=True)
+        for t in labels:
+            t.set_wrap(True)
         total = sum(heights) if found else size[1] * width / size[0]
         if fig._suptitle is not None and fig._suptitle.get_text():
             total += 0.3
@@ -209,6 +218,8 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
             ax.yaxis.set_tick_params(which="major", labelleft=ticks[ax])
             ax.yaxis.set_tick_params(which="minor", labelleft=ticks_minor[ax])
         fig.set_size_inches(size)
+        for t, wrap in wraps.items():
+            t.set_wrap(wrap)
         for ax, (original, active) in boxes.items():
             ax._set_position(original, which="original")
             ax._set_position(active, which="active")
