@@ -70,7 +70,7 @@ NARROW_MIN_WIDTH = 2.6
 """Narrowest narrow rendering, in inches; text that needs less is too small to
 be saved by layout and the browser test reports it."""
 _SAFETY = 1.04                     # aim 4 % above MIN_TEXT_PX: rounding, subpixel widths
-_PANEL_ASPECT = (0.6, 0.85)       # stacked panel height / width, bounds
+_PANEL_ASPECT = (0.7, 0.85)       # stacked panel height / width, bounds
 
 
 @dataclass
@@ -172,8 +172,8 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
 
     Each panel keeps its share of the figure's aspect, within
     ``_PANEL_ASPECT``; a panel whose y axis is shared shows its own tick
-    labels (sharing had hidden them beside their neighbour); titles and axis
-    labels wrap at the figure's edge.  Fonts are not changed.  A figure without a single top-level grid is only narrowed.
+    labels (sharing had hidden them beside their neighbour); titles wrap at
+    the figure's edge.  Fonts are not changed.  A figure without a single top-level grid is only narrowed.
     """
     from matplotlib.gridspec import GridSpec
 
@@ -188,10 +188,11 @@ def stacked(fig, width: Optional[float] = None) -> Iterator:
     # constrained layout starts from where the axes are: put every axes
     # (colour bars too) back exactly, so the figure lays out as before
     boxes = {ax: (ax._originalPosition.frozen(), ax._position.frozen()) for ax in fig.axes}
-    # titles and axis labels longer than the narrow figure wrap onto a second
-    # line instead of running off its edge (matplotlib wraps at the figure's edge)
-    labels = [t for ax in fig.axes
-              for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)]
+    # titles longer than the narrow figure wrap onto a second line instead of
+    # running off its edge (matplotlib wraps at the figure's edge; axis labels
+    # are not wrapped: constrained layout does not see a wrapped rotated label,
+    # which then overlaps the tick labels)
+    labels = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title)]
     if fig._suptitle is not None:
         labels.append(fig._suptitle)
     wraps = {t: t.get_wrap() for t in labels}
