@@ -28,7 +28,8 @@ class _ScheduleFree(ChainOptimizer):
         for group in self.param_groups:
             if group["train_mode"]:
                 for p in group["params"]:
-                    state = self.state[p].get("transform_state")
+                    # .get: indexing the defaultdict would add an empty entry for p
+                    state = self.state.get(p, {}).get("transform_state")
                     if state is not None:
                         p.copy_(state["x"])
                 group["train_mode"] = False
@@ -39,7 +40,8 @@ class _ScheduleFree(ChainOptimizer):
         for group in self.param_groups:
             if not group["train_mode"]:
                 for p in group["params"]:
-                    state = self.state[p].get("transform_state")
+                    # .get: indexing the defaultdict would add an empty entry for p
+                    state = self.state.get(p, {}).get("transform_state")
                     if state is not None:
                         p.copy_(train_params(state, self._beta(group)))
                 group["train_mode"] = True
