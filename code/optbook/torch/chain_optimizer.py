@@ -71,6 +71,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self.make_transform(group)  # raises ValueError on an invalid hyper-parameter
         super().add_param_group(param_group)
 
+    def state_dict(self) -> dict:
+        """torch.optim's state dict, with every tuple of a ``transform_state`` written as a
+        list and every empty link state ``{}`` as None: ``torch.distributed.checkpoint``
+        walks into lists, but stores a tuple as one pickled object (under FSDP2, rank 0's
+        shards for every rank), and drops an empty dict inside a list when it loads.
+        :meth:`load_state_dict` turns them back into the chain's tuples and dicts."""
+        out = super().state_dict()
+        out["state"] = {key: {name: _lists(value) if name == "transform_state" else value
+                              for name, value in entry.items()}
+                        for key, entry in out["state"].items()}
+        return out
+
     def load_state_dict(self, state_dict: dict) -> None:
         foreign = sorted({key for s in state_dict.get("state", {}).values() for key in s
                           if key != "transform_state"})
@@ -79,6 +91,16 @@ class ChainOptimizer(torch.optim.Optimizer):
                              f"'transform_state' (a torch.optim state dict cannot be loaded "
                              f"into {type(self).__name__})")
         super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            transform = None
+            for p in group["params"]:
+                loaded = self.state[p].get("transform_state") if p in self.state else None
+                if loaded is None:
+                    continue
+                if transform is None:
+                    transform = self.make_transform(group)
+                # the containers of a fresh state: tuples where the chain makes tuples
+                self.state[p]["transform_state"] = _like(transform.init(p.detach()), loaded)
 
     def _grad(self, p: torch.Tensor, group: dict) -> torch.Tensor:
         if p.grad.is_sparse:
@@ -170,3 +192,28 @@ class ChainOptimizer(torch.optim.Optimizer):
                     "amsgrad or centered in the middle of a run is not supported") from exc
             raise
         return p, updates, new
+
+
+def _lists(tree):
+    """``tree`` with every tuple a list and every empty dict None (tensors and numbers
+    shared, not copied)."""
+    if isinstance(tree, dict) and not tree:
+        return None
+    if isinstance(tree, dict):
+        return {k: _lists(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return [_lists(v) for v in tree]
+    return tree
+
+
+def _like(template, tree):
+    """``tree`` with a tuple wherever ``template`` (a fresh state) has one, and an empty
+    dict where it has one and ``tree`` has None."""
+    if isinstance(template, dict) and not template and tree is None:
+        return {}
+    if isinstance(template, dict) and isinstance(tree, dict):
+        return {k: _like(template[k], v) if k in template else v for k, v in tree.items()}
+    if isinstance(template, (tuple, list)) and isinstance(tree, (tuple, list)) \
+            and len(template) == len(tree):
+        return type(template)(_like(t, v) for t, v in zip(template, tree))
+    return tree
