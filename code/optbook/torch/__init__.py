@@ -13,4 +13,5 @@ from .hessian import gnb_hessian_estimate, hutchinson_hessian_estimate
 from .lamb import LAMB
 from .lion import Lion
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
+from .sharding import ShardingError
 from .sophia import SophiaG

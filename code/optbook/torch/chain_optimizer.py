@@ -16,6 +16,14 @@ run is bit-identical). Two consequences of "one tensor, one tree":
 (:mod:`optbook.torch.fast_path`; the tensors of the state are then updated
 in place rather than replaced); a chain with any other link runs its
 functional ``update``, as the reference path ``fast_path = False`` does.
+
+Sharded parameters (DTensors: FSDP2's ``fully_shard``, tensor parallelism)
+are run according to the class attribute ``sharding`` (see
+:mod:`optbook.torch.sharding`): element-wise rules and rules whose reductions
+are carried across the shards run on the shards (never through torch's fused
+kernels, which have no sharding rule); ``"gather"`` rules run on the gathered
+whole tensor; a chain whose needs are unknown is refused with
+:class:`~optbook.torch.ShardingError`.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from typing import Any, Callable, Union
 import torch
 
 from ..base import GradientTransformation
-from . import fast_path
+from . import fast_path, sharding
 
 TransformOrFactory = Union[GradientTransformation, Callable[[dict], GradientTransformation]]
 
@@ -115,6 +123,10 @@ class ChainOptimizer(torch.optim.Optimizer):
     #: Adagrad, Adam and AdamW to torch's fused kernels; False keeps optbook's
     #: in-place twins for them too.
     fused_kernels: bool = True
+    #: What the rule needs when a parameter is a shard (a DTensor): "elementwise",
+    #: "reduces" or "gather" (see :mod:`optbook.torch.sharding`); None reads it off the
+    #: chain's links and refuses sharded parameters when a link declares nothing.
+    sharding: str | None = None
 
     def _fast_eligible(self, p: torch.Tensor) -> bool:
         g = p.grad
@@ -134,22 +146,32 @@ class ChainOptimizer(torch.optim.Optimizer):
         pending, planned, fused = [], [], []
         for gi, group in enumerate(self.param_groups):
             transform = self.make_transform(group)
+            kind = None
+            if any(sharding.is_dtensor(p) for p in group["params"]):
+                kind = sharding.check_declaration(type(self).__name__, self.sharding, transform)
             buckets: dict[tuple, list] = {}
             for pi, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
+                shard = sharding.is_dtensor(p)
+                if shard and kind == sharding.GATHER:
+                    pending.append(self._gathered_update(transform, group, gi, pi, p))
+                    continue
                 old = self.state[p].get("transform_state")
                 if old is None:
                     old = transform.init(p.detach())
+                    if shard:  # e.g. a mean over the sharded rows starts as a pending sum
+                        old = sharding.settle(old)
                 if self._fast_eligible(p):
-                    key = (p.dtype, p.device, fast_path.numbers_of(old))
+                    key = (p.dtype, p.device, shard, fast_path.numbers_of(old))
                     buckets.setdefault(key, []).append((pi, p, old))
                 else:
                     pending.append(self._functional_update(transform, group, gi, pi, p, old))
-            for (dtype, _, _), members in buckets.items():
+            for (dtype, _, shard, _), members in buckets.items():
                 maximize = group.get("maximize", False)
+                # torch's fused kernels have no sharding rule for DTensors
                 run = (fast_path.fused_kernel(transform, members[0][2], dtype)
-                       if self.fused_kernels else None)
+                       if self.fused_kernels and not shard else None)
                 if run is not None and all(p.is_contiguous() and p.grad.is_contiguous()
                                            for _, p, _ in members):
                     fused.append((run, members, maximize))
@@ -175,13 +197,29 @@ class ChainOptimizer(torch.optim.Optimizer):
                     p, p.grad, -1.0 if maximize else 1.0, old)
         for p, updates, new in pending:
             self.state[p]["transform_state"] = new
-            p.add_(updates)
+            if sharding.is_dtensor(p) and not sharding.is_dtensor(updates):
+                p.to_local().add_(updates)  # a gathered rule: this rank's slice of its update
+            else:
+                p.add_(updates)
         return loss
 
-    def _functional_update(self, transform, group, gi, pi, p, old):
+    def _gathered_update(self, transform, group, gi, pi, p):
+        """A ``"gather"`` rule on a shard: the rule runs on the whole tensor (state kept
+        whole on every rank); returns this rank's slice of the update."""
+        whole = p.full_tensor()
+        grad = self._grad(p, group).full_tensor()
+        old = self.state[p].get("transform_state")
+        if old is None:
+            old = transform.init(whole)
+        _, updates, new = self._functional_update(transform, group, gi, pi, whole, old,
+                                                  grad=grad)
+        return p, sharding.own_slice(updates, p), new
+
+    def _functional_update(self, transform, group, gi, pi, p, old, grad=None):
         where = f"param group {gi}, parameter {pi} {tuple(p.shape)}"
         try:
-            updates, new = transform.update(self._grad(p, group), old, p.detach())
+            grad = self._grad(p, group) if grad is None else grad
+            updates, new = transform.update(grad, old, p.detach())
         except FloatingPointError as exc:  # optbook.ensure_finite in the chain
             raise FloatingPointError(f"{where}: {exc}") from None
         except (KeyError, ValueError) as exc:
@@ -191,6 +229,8 @@ class ChainOptimizer(torch.optim.Optimizer):
                     "group's hyper-parameters; changing momentum between 0 and > 0, "
                     "amsgrad or centered in the middle of a run is not supported") from exc
             raise
+        if sharding.is_dtensor(p):
+            new = sharding.settle(new)
         return p, updates, new
 
 

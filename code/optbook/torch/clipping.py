@@ -17,7 +17,12 @@ The norm is computed as torch computes it: one ``torch._foreach_norm`` call per
 those norms is the total. Everything stays a tensor on the gradients' device,
 and the clipping factor is applied with ``torch._foreach_mul_`` whether or not
 it is below 1, so a step on a GPU waits for the host only when
-``error_if_nonfinite=True`` asks for a check. (A Python ``float()`` per tensor,
+``error_if_nonfinite=True`` asks for a check.
+
+Sharded gradients (DTensors, e.g. under FSDP2's ``fully_shard``): the norm of
+a shard is reduced over the ranks (``full_tensor()``, one all-reduce per
+sharded tensor) before it enters the total, so the total is the norm of the
+whole gradients, identical on every rank, and each rank scales its own shards. (A Python ``float()`` per tensor,
 the obvious way to write it, forces one device-to-host copy per tensor.)
 """
 from __future__ import annotations
@@ -27,6 +32,7 @@ import math
 import torch
 
 from ..base import check_number
+from .sharding import is_dtensor
 
 __all__ = ["clip_grad_norm_", "total_grad_norm"]
 
@@ -55,6 +61,12 @@ def _use_foreach(tensors, device, foreach: bool | None) -> bool:
     return False
 
 
+def _whole(norm: torch.Tensor) -> torch.Tensor:
+    """A tensor's norm as a plain tensor: a DTensor's (a pending reduction over the
+    shards, whose ``float()`` would be this rank's alone) reduced over the ranks."""
+    return norm.full_tensor() if is_dtensor(norm) else norm
+
+
 @torch.no_grad()
 def total_grad_norm(tensors, norm_type: float = 2.0, foreach: bool | None = None) -> torch.Tensor:
     """The ``norm_type``-norm of all ``tensors`` stacked into one vector, as a tensor on
@@ -71,7 +83,7 @@ def total_grad_norm(tensors, norm_type: float = 2.0, foreach: bool | None = None
         if _use_foreach(group, device, foreach):
             norms.extend(torch._foreach_norm(group, norm_type))
         else:
-            norms.extend(torch.linalg.vector_norm(t, norm_type) for t in group)
+            norms.extend(_whole(torch.linalg.vector_norm(t, norm_type)) for t in group)
     return torch.linalg.vector_norm(torch.stack([n.to(first_device) for n in norms]), norm_type)
 
 
@@ -119,5 +131,5 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         else:
             c = coef.to(device)
             for g in group:
-                g.mul_(c)
+                (g.to_local() if is_dtensor(g) else g).mul_(c)
     return total

@@ -19,6 +19,8 @@ __all__ = ["SGDScheduleFree", "AdamWScheduleFree"]
 
 
 class _ScheduleFree(ChainOptimizer):
+    sharding = "elementwise"  # x, z, y and the base step are element by element
+
     def _beta(self, group) -> float:
         raise NotImplementedError
 
