@@ -23,6 +23,7 @@ import datetime
 import os
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -107,13 +108,16 @@ class _LAMBGathered(obt.LAMB):
     sharding = "gather"
 
 
-def _reference_chain(cls):
-    """``cls`` with its fast path off: the functional chain runs (on the shards)."""
-    def make(params, **kwargs):
-        opt = cls(params, **kwargs)
-        opt.fast_path = False
-        return opt
-    return make
+class _LAMBFunctional(obt.LAMB):
+    """LAMB with its fast path off: the functional chain runs (on the shards)."""
+
+    fast_path = False
+
+
+class _AdafactorFunctional(obt.Adafactor):
+    """Adafactor with its fast path off: the functional chain runs (on the shards)."""
+
+    fast_path = False
 
 
 @dataclass(frozen=True)
@@ -149,10 +153,10 @@ CASES = (
     Case("Adam", obt.Adam, dict(lr=1e-2, weight_decay=1e-2)),
     Case("AdamW", obt.AdamW, dict(lr=1e-2, weight_decay=0.1)),
     Case("Adafactor", obt.Adafactor, dict(lr=1e-2, weight_decay=0.1)),
-    Case("Adafactor, functional chain", _reference_chain(obt.Adafactor),
+    Case("Adafactor, functional chain", _AdafactorFunctional,
          dict(lr=1e-2, weight_decay=0.1)),
     Case("LAMB", obt.LAMB, dict(lr=1e-2)),
-    Case("LAMB, functional chain", _reference_chain(obt.LAMB), dict(lr=1e-2)),
+    Case("LAMB, functional chain", _LAMBFunctional, dict(lr=1e-2)),
     Case("LAMB declared 'gather'", _LAMBGathered, dict(lr=1e-2)),
     Case("Lion", obt.Lion, dict(lr=1e-3, weight_decay=0.1)),
     Case("SophiaG", obt.SophiaG, dict(lr=1e-3), hessian=True),
@@ -207,6 +211,34 @@ def train_single(case_name: str, kind: str) -> dict:
         loss_of(model, x, y).backward()
         _step(case, model, opt, norms)
     return {"params": [p.detach().clone() for p in model.parameters()], "norms": norms}
+
+
+def resume_single(case_name: str, kind: str, checkpoint: str) -> dict:
+    """Load a checkpoint that FSDP2 wrote on WORLD ranks after RESUME_AT steps into one
+    process (a plain model, whole tensors: torch.distributed.checkpoint reassembles the
+    shards), and train the remaining steps on the whole batch."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    case = _case(case_name)
+    model = make_model(kind)
+    opt = case.make(model.parameters(), **case.kwargs)
+    _start(case, opt)
+    model_state, optim_state = get_state_dict(model, opt)
+    state = {"model": model_state, "optim": optim_state}
+    with warnings.catch_warnings():  # "... assuming the intent is to load in a single process"
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(state, checkpoint_id=checkpoint, no_dist=True)
+    set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    norms = []
+    for x, y in make_batches(kind)[RESUME_AT:]:
+        loss_of(model, x, y).backward()
+        _step(case, model, opt, norms)
+    return {"params": [p.detach().clone() for p in model.parameters()], "norms": norms}
+
+
+def checkpoint_of(scratch: str, kind: str, case_name: str) -> str:
+    """Where the FSDP2+DCP cell of (kind, case) saved its checkpoint."""
+    return os.path.join(scratch, f"FSDP2+DCP-{kind}-{CASE_NAMES.index(case_name)}")
 
 
 # --- the engines (run in each spawned process) -------------------------------------
@@ -331,7 +363,7 @@ def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=WORLD, timeout=datetime.timedelta(seconds=60))
-    results = {"seconds": {}}  # and the wall time of each engine's cells
+    results = {"seconds": {}, "scratch": scratch}  # and each engine's wall time
     try:
         only = [w for w in os.environ.get("HARNESS_ONLY", "").split(",") if w]
         for engine, run in _ENGINE_RUNS.items():
@@ -342,6 +374,8 @@ def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
                         continue
                     key = (engine, kind, case.name)
                     scratch_case = os.path.join(scratch, f"{engine}-{kind}-{CASES.index(case)}")
+                    if engine == "FSDP2+DCP":
+                        assert scratch_case == checkpoint_of(scratch, kind, case.name)
                     os.makedirs(scratch_case, exist_ok=True)
                     if os.environ.get("HARNESS_DEBUG"):
                         print(rank, key, flush=True)

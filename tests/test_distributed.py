@@ -8,10 +8,12 @@ consolidated on rank 0 after step 3, saved and loaded into a rebuilt
 optimizer), FSDP2 (``fully_shard``, parameters as DTensors) and FSDP2 again
 with model and optimizer saved by ``torch.distributed.checkpoint`` after step 3
 and loaded into new ones (FSDP2+DCP), each rank on its half of the batch. This
-process trains the same case on the whole batch;
-every cell must match it (parameters, and the norms clipping returned), or be
-refused by optbook with a :class:`optbook.torch.ShardingError` naming the rule
-where :data:`EXPECTED_REFUSALS` says so — never silently differ.
+process trains the same case on the whole batch, and also resumes each
+checkpoint of FSDP2+DCP in one process (whole tensors: another number of
+ranks). Every cell must match the one-process run (parameters, and the norms
+clipping returned), or be refused by optbook with a
+:class:`optbook.torch.ShardingError` naming the rule where
+:data:`EXPECTED_REFUSALS` says so — never silently differ.
 
 Tolerance: ``TOL`` = 1e-13 on every parameter entry (entries of order 0.1-1)
 and on every norm clipping returned, in float64. An engine changes only the
@@ -126,6 +128,23 @@ def test_control_is_exact_under_every_engine(engine_results, single_results):
         for kind in H.MODELS:
             d = _difference(results[(engine, kind, name)], single_results[(kind, name)])
             assert d <= 1e-14, (engine, kind, d)
+
+
+@pytest.mark.parametrize("kind", H.MODELS)
+@pytest.mark.parametrize("name", [n for n in H.CASE_NAMES
+                                  if n not in EXPECTED_REFUSALS["FSDP2+DCP"]])
+def test_fsdp2_checkpoint_resumes_in_one_process(engine_results, single_results, kind, name):
+    """The checkpoint FSDP2 saved on 2 ranks after step 3, loaded into one process (whole
+    tensors: a different number of ranks), continues as the uninterrupted run."""
+    results, _ = engine_results
+    if "error" in results[("FSDP2+DCP", kind, name)]:
+        pytest.fail("the FSDP2+DCP run failed, so there is no checkpoint to resume")
+    checkpoint = H.checkpoint_of(results["scratch"], kind, name)
+    resumed = H.resume_single(name, kind, checkpoint)
+    reference = single_results[(kind, name)]
+    resumed["norms"] = reference["norms"][:H.RESUME_AT] + resumed["norms"]
+    d = _difference(resumed, reference)
+    assert d <= TOL, f"{kind}, {name}: {d:.2e} from the single-process run"
 
 
 def test_print_matrix(engine_results, single_results):
