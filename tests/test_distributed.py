@@ -49,8 +49,9 @@ _available = dist.is_available() and dist.is_gloo_available()
 if not _available and os.environ.get("CI"):
     raise RuntimeError("torch.distributed with the gloo backend is not available, and CI "
                        "must run the distributed tests")
-pytestmark = pytest.mark.skipif(not _available, reason="torch.distributed with the gloo "
-                                "backend is not available on this machine")
+pytestmark = [pytest.mark.distributed,
+              pytest.mark.skipif(not _available, reason="torch.distributed with the gloo "
+                                 "backend is not available on this machine")]
 
 
 def _spawn(directory) -> tuple[dict, float]:
