@@ -17,7 +17,7 @@ run is bit-identical). Two consequences of "one tensor, one tree":
 in place rather than replaced); a chain with any other link runs its
 functional ``update``, as the reference path ``fast_path = False`` does.
 
-Sharded parameters (DTensors: FSDP2's ``fully_shard``, tensor parallelism)
+Sharded parameters (DTensors, e.g. FSDP2's ``fully_shard``)
 are run according to the class attribute ``sharding`` (see
 :mod:`optbook.torch.sharding`): element-wise rules and rules whose reductions
 are carried across the shards run on the shards (never through torch's fused

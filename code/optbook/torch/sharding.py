@@ -38,7 +38,9 @@ chain's links where they are known: declaring less than a link needs is a
 ``ShardingError`` too.
 
 ``tests/test_distributed.py`` trains every class under DDP, ZeRO-1 and FSDP2
-on a gloo process group and compares with one process.
+on a gloo process group and compares with one process. FSDP2 shards dimension
+0 (``Shard(0)``); other placements (tensor parallelism's ``Shard(1)``, 2-D
+meshes) follow the same rules but are not tested here.
 """
 from __future__ import annotations
 
