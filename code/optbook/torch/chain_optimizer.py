@@ -107,8 +107,10 @@ class ChainOptimizer(torch.optim.Optimizer):
                     continue
                 if transform is None:
                     transform = self.make_transform(group)
-                # the containers of a fresh state: tuples where the chain makes tuples
-                self.state[p]["transform_state"] = _like(transform.init(p.detach()), loaded)
+                # the containers of a fresh state: tuples where the chain makes tuples (built
+                # on the meta device: shapes and types, no memory)
+                template = transform.init(torch.empty(p.shape, dtype=p.dtype, device="meta"))
+                self.state[p]["transform_state"] = _like(template, loaded)
 
     def _grad(self, p: torch.Tensor, group: dict) -> torch.Tensor:
         if p.grad.is_sparse:
