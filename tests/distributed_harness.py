@@ -346,7 +346,7 @@ _ENGINE_RUNS = {"DDP": _run_ddp, "ZeRO-1": _run_zero, "FSDP2": _run_fsdp,
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:600]
 
 
 def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
