@@ -38,6 +38,9 @@ STEPS = 5
 RESUME_AT = 3  # ZeRO-1 and FSDP2 + DCP save after this many steps and resume
 BATCH = 8      # the whole batch; each rank takes BATCH // WORLD rows
 MICRO = 2      # DDP: micro-batches per step, accumulated under no_sync
+# How long a rank waits in a collective: an error on one rank only ends the run after
+# this; generous, since a machine shared by many jobs can starve a rank for a while
+TIMEOUT = datetime.timedelta(seconds=180)
 DT = torch.float64
 ENGINES = ("DDP", "ZeRO-1", "FSDP2", "FSDP2+DCP")
 MODELS = ("mlp", "transformer")
@@ -356,13 +359,13 @@ def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
     or ``{"error": "...", "refused": bool}``
     (``refused``: the error is optbook's :class:`optbook.torch.ShardingError`), and
     ``"seconds"``: each engine's wall time. An error on one rank only leaves the other
-    in a collective until gloo's timeout (60 s) ends the run with both tracebacks.
+    in a collective until gloo's timeout (TIMEOUT) ends the run with both tracebacks.
     Debugging: ``HARNESS_ONLY=FSDP2,LAMB`` runs the cells naming one of these words,
     ``HARNESS_DEBUG=1`` prints each cell and each error as it happens."""
     import torch.distributed as dist
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD, timeout=datetime.timedelta(seconds=60))
+                            world_size=WORLD, timeout=TIMEOUT)
     results = {"seconds": {}, "scratch": scratch}  # and each engine's wall time
     try:
         only = [w for w in os.environ.get("HARNESS_ONLY", "").split(",") if w]
