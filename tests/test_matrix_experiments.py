@@ -108,6 +108,19 @@ def test_print_tuned_marks_a_rate_at_the_end(capsys):
     assert "0.2!" in out and "best rate at an end" in out
 
 
+def test_print_pilot_puts_the_pilot_beside_the_geometric_mean(capsys):
+    """Hand-built records: seeds 1e-2 and 1e-4 have geometric mean 1e-3; the
+    axis-aligned record and a method the pilot did not run are left out."""
+    def rec(method, rotated):
+        return {"method": method, "rotated": rotated, "lrs": [0.1], "best_lr": 0.1,
+                "interior": True, "final": [[1e-2, 1e-4]]}
+    M.print_pilot([rec("shampoo_f10", True), rec("adam", False), rec("soap", True)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith(M.METHODS["shampoo_f10"].label)
+    assert lines[1].split()[-3:] == ["1.2", "0.001", "(0.0001–0.01)"]
+
+
 def test_quadratic_rerun_covers_both_bases():
     out = M.quadratic_rerun(steps=2, seeds=(0,), methods=("gd", "adam"))
     assert [(r["method"], r["rotated"]) for r in out["records"]] == [

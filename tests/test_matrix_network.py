@@ -168,7 +168,51 @@ def test_verdict_says_which_beats_adamw_on_every_seed(capsys):
     assert "mean loss AdamW/Shampoo = n/a (a seed diverged)" in out
     assert "held-out seeds: Muon beats tuned AdamW on every seed: yes; " \
            "mean loss AdamW/Muon = 1.95" in out                      # 0.41 / 0.21
-    assert "pilot at 300 steps (one seed, untuned): AdamW/Muon = 11, AdamW/SOAP = 6.7" in out
+    assert "pilot at 300 steps (one seed, untuned, task unstated): AdamW/Muon = 11, " \
+           "AdamW/SOAP = 6.7; its AdamW loss 0.12, Muon 0.011" in out
+    # untuned AdamW rows are 1.0 on every seed, the tuned one 0.4: / Muon's 0.2 -> 2.00-5.00;
+    # lowest finite loss of any run: Muon's seed 0, 0.1
+    assert "here at 300 steps: lowest validation loss of any run 0.1; AdamW at each rate " \
+           "of its grid / tuned Muon = 2.00–5.00 (means over the tuning seeds)" in out
+
+
+def test_untuned_ratios_by_hand():
+    assert M.untuned_ratios(_record()) == (pytest.approx(0.4 / 0.2), pytest.approx(1.0 / 0.2))
+    assert M.untuned_ratios(_record(), "soap") == (pytest.approx(0.4 / 0.3),
+                                                   pytest.approx(1.0 / 0.3))
+    with pytest.raises(ValueError, match="Invalid optimizer: 'lion'"):
+        M.untuned_ratios(_record(), "lion")
+
+
+def test_parameter_count_and_flops_by_closed_form():
+    f = M.flops_per_step()
+    params = (20 * 64 + 64) + 2 * (64 * 64 + 64) + (64 * 4 + 4)
+    assert f["parameters"] == params == 9924
+    assert f["forward_backward"] == 6 * params * 64
+    # Muon's three matrices: 64x20 (k = 20, K = 64) and two 64x64; five steps each
+    ns = 5 * (4 * 20 ** 2 * 64 + 2 * 20 ** 3) + 2 * 5 * (4 * 64 ** 3 + 2 * 64 ** 3)
+    assert f["newton_schulz"] == ns
+    assert M.flops_per_step(batch=1)["forward_backward"] == 6 * params
+    with pytest.raises(ValueError, match="Invalid batch: 0"):
+        M.flops_per_step(batch=0)
+
+
+def test_unfused_adamw_arm_is_torch_adamw_and_skips_the_fused_kernel():
+    """The timing-only arm: same numbers as torch.optim.AdamW, optbook's own chain."""
+    torch.manual_seed(0)
+    model_a, model_b = M.network_model(3), M.network_model(3)
+    ours = M.TIMING_ONLY["adamw_unfused"].make(model_a, 0.01)
+    assert ours.fused_kernels is False
+    ref = torch.optim.AdamW(model_b.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=0.0)
+    x, y = torch.randn(64, 20), torch.randint(0, 4, (64,))
+    for _ in range(5):
+        for model, opt in ((model_a, ours), (model_b, ref)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
 def _times():
@@ -194,6 +238,44 @@ def test_print_step_times(capsys):
     M.verdict(_record(), times=_times())
     assert "one Shampoo (Adam grafting) step costs 3.0× an AdamW step" in \
         capsys.readouterr().out
+
+
+def test_print_step_times_with_the_unfused_adamw_arm(capsys):
+    t = _times()
+    t["results"]["step_seconds"]["adamw_unfused"] = [0.002, 0.002, 0.002]
+    t["results"]["optimizer_seconds"]["adamw_unfused"] = [0.001, 0.001, 0.001]
+    M.print_step_times(t)
+    out = capsys.readouterr().out
+    muon = next(l for l in out.splitlines() if l.startswith("Muon"))
+    assert muon.split()[-2:] == ["2.7×", "2.0×"]             # 4.0 / 1.5 and 4.0 / 2.0
+    assert any(l.startswith("AdamW (optbook, not fused)") for l in out.splitlines())
+    M.verdict(_record(), times=t)
+    out = capsys.readouterr().out
+    assert "one Muon step costs 2.0× an AdamW step not fused" in out      # 4.0 / 2.0
+
+
+def test_print_seeds_by_hand(capsys):
+    """AdamW 0.4, 0.4, 0.4; Muon 0.2, 0.5, 0.2: wins 2 of 3, mean 0.4 / 0.3."""
+    def entry(losses):
+        return {"seeds": [9, 10, 11], "lr": 0.003, "val_loss": losses}
+    record = {"results": {"steps": 300, "results": {
+        "adamw": entry([0.4, 0.4, 0.4]), "muon": entry([0.2, 0.5, 0.2])}}}
+    M.print_seeds(record)
+    assert capsys.readouterr().out.strip() == (
+        "300 steps, seeds 9, 10, 11: Muon beats tuned AdamW on every seed: no; "
+        "mean loss AdamW/Muon = 1.33 (per seed 2.00 0.80 2.00)")
+    with pytest.raises(ValueError, match="no 'adamw' results"):
+        M.print_seeds({"results": {"steps": 300, "results": {"muon": entry([0.2] * 3)}}})
+
+
+def test_seeds_rerun_is_network_run_at_the_given_rates():
+    lrs = {n: s.lr_grid[2] for n, s in M.OPTIMIZERS.items()}
+    out = M.seeds_rerun(steps=3, seeds=(4, 5), lrs=lrs, eval_every=3)
+    for n in M.OPTIMIZERS:
+        assert out["results"][n]["val_loss"] == [
+            M.network_run(n, lrs[n], 3, s, 3)["final_val_loss"] for s in (4, 5)]
+    with pytest.raises(ValueError, match="no learning rate for 'soap'"):
+        M.seeds_rerun(steps=3, seeds=(4,), lrs={"adamw": 0.01, "muon": 0.01})
 
 
 def test_curves_are_the_tuned_rate_and_time_is_steps_times_median():
@@ -258,6 +340,14 @@ def test_step_times_rerun_tiny_case_restores_threads():
         assert len(t["step_seconds"][n]) == 2
         assert all(0 < o <= w for o, w in zip(t["optimizer_seconds"][n], t["step_seconds"][n]))
         assert t["median_step_seconds"][n] == statistics.median(t["step_seconds"][n])
+    assert "adamw_unfused" not in t["step_seconds"]
+    t = M.step_times_rerun(steps=2, seeds=(0,), repeats=1, extra=("adamw_unfused",),
+                           lrs={n: s.lr_grid[2] for n, s in M.OPTIMIZERS.items()}, warmup=0)
+    assert t["names"] == [*M.OPTIMIZERS, "adamw_unfused"]
+    assert len(t["step_seconds"]["adamw_unfused"]) == 1
+    with pytest.raises(ValueError, match="Invalid extra: 'sgd'"):
+        M.step_times_rerun(steps=1, seeds=(0,), repeats=1, extra=("sgd",),
+                           lrs={n: s.lr_grid[2] for n, s in M.OPTIMIZERS.items()})
 
 
 def test_declared_grids_follow_the_protocol():
@@ -275,6 +365,7 @@ def test_long_horizon_grid_brackets_the_stored_short_tuning():
     by = {r.name: r for r in M.RERUNS}
     long_grids = by["05-matrix-network-3000-steps"].params["lr_grids"]
     times = by["05-matrix-step-times"].params["lrs"]
+    assert by["05-matrix-network-300-steps-seeds-9-11"].params["lrs"] == times
     for name, r in short.items():
         i = r["lrs"].index(r["best_lr"])
         expected = r["lrs"][max(0, i - 1):i + 2]
@@ -303,3 +394,14 @@ def test_equal_time_reads_the_curves_at_the_step_the_same_time_buys():
     assert second["other"] == pytest.approx([0.3] * 3)
     assert second["every"] == "no (AdamW lower on every seed)"
     assert second["mean_ratio"] == pytest.approx(0.1 / 0.3)
+    # against an AdamW step twice as slow (as slow as Muon's): equal steps
+    times["step_seconds"]["adamw_unfused"] = [0.002, 0.002, 0.002]
+    first, second = M.equal_time(short, long, times, baseline="adamw_unfused")
+    assert first["ratio"] == pytest.approx(1.0) and first["baseline"] == "adamw_unfused"
+    assert (second["steps_other"], second["steps_adamw"]) == (pytest.approx(900), 900)
+    assert second["other"] == pytest.approx([0.05] * 3)
+    with pytest.raises(ValueError, match="Invalid baseline: 'sgd'"):
+        M.equal_time(short, long, times, baseline="sgd")
+    del times["step_seconds"]["adamw_unfused"]
+    with pytest.raises(ValueError, match="no 'adamw_unfused' step times"):
+        M.equal_time(short, long, times, baseline="adamw_unfused")

@@ -51,7 +51,8 @@ from ..figures import Explorer, plotting
 from .reruns import Rerun
 
 __all__ = ["QUADRATIC", "MatrixQuadratic", "matrix_quadratic", "METHODS", "GRIDS",
-           "quadratic_run", "tune", "tuned_table", "tuned_curves", "print_tuned", "polar_factor",
+           "quadratic_run", "tune", "tuned_table", "tuned_curves", "print_tuned", "PILOT",
+           "print_pilot", "polar_factor",
            "shampoo_one_step", "singular_value_map", "NS_CHOICES", "QUINTIC_NEWTON_SCHULZ",
            "draw_singular_value_map", "newton_schulz_explorer", "STATE_FORMULAS", "state_floats",
            "measured_state_floats", "quadratic_rerun", "RERUNS"]
@@ -255,6 +256,22 @@ def print_tuned(records: Sequence[Mapping]) -> None:
         print("! best rate at an end of its grid")
     if any(row["mean"] <= FLOOR for row in rows):
         print(f"≤{FLOOR:.0e}: every seed at float64 round-off (W = W* to machine precision)")
+
+
+PILOT = {"gd": 6.9e-2, "adam": 3.9e-3, "shampoo": 1.3e-12, "shampoo_f10": 1.2,
+         "shampoo_f10_eps": 6.4e-3}
+"""Issue 23's one-seed pilot on the rotated problem, ``f(W_T)/f(W_0)`` as it reported them
+(its scaling and settings otherwise unstated): the ordering, and the stale-root stall."""
+
+
+def print_pilot(records: Sequence[Mapping]) -> None:
+    """For each rotated-problem record whose method is in :data:`PILOT`: the pilot's value
+    beside this page's geometric mean (min–max) at the tuned rate."""
+    print(f"{'rotated problem':<50}{'pilot (1 seed)':>15}   here")
+    for r, row in zip(records, tuned_table(records)):
+        if r["rotated"] and r["method"] in PILOT:
+            print(f"{row['label']:<50}{PILOT[r['method']]:>15.2g}   {row['mean']:.2g} "
+                  f"({row['min']:.2g}–{row['max']:.2g})")
 
 
 def tuned_curves(record: Mapping) -> np.ndarray:

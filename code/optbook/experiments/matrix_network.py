@@ -12,7 +12,7 @@ n_val=2048, label_noise=0.0)``, the data of chapter 6's schedule comparison,
 ``schedules.clean_problem``), so that the validation loss keeps falling with
 more steps and a longer horizon is a fair test. The network is
 ``mlp(20, 4, hidden=64, depth=3)``: weight matrices 64x20, 64x64, 64x64 and
-the 4x64 output head (plus biases), 9,092 parameters. Seed ``s`` fixes the
+the 4x64 output head (plus biases), 9,924 parameters (1,344 + 4,160 + 4,160 + 260). Seed ``s`` fixes the
 data, the initial weights and the minibatch order, the same for every
 optimizer (paired seeds).
 
@@ -21,7 +21,7 @@ not the question, and with clean labels there is nothing to regularize):
 
 * AdamW: ``optbook.torch.AdamW``, betas (0.9, 0.999), eps 1e-8;
 * Muon: ``optbook.torch.Muon`` on ``muon_param_groups(model)`` (the three
-  hidden matrices, input layer included, to Muon; the output head and the
+  matrices before the head -- 64x20 input layer, 64x64, 64x64 -- to Muon; the output head and the
   biases to AdamW), momentum 0.95 with Nesterov, Moonlight's shape scale
   ``0.2 sqrt(max(m, n))``, which makes Muon's update as large as AdamW's, so
   that one learning rate serves both groups (Liu et al. 2025): one knob, the
@@ -46,7 +46,11 @@ on the tuned rate and its neighbours (with the same extension rule).
 **Wall-clock.** :func:`step_times_rerun` times the full training step
 (forward, backward, optimizer step) and the optimizer step alone of each
 optimizer on the same model, one thread, several interleaved repeats, and
-reports median and spread together with the machine's load. Loss against
+reports median and spread together with the machine's load. AdamW is timed twice: as trained (``optbook.torch.AdamW``, whose
+``step()`` runs torch's fused AdamW kernel) and, as the timing-only arm
+``"adamw_unfused"`` (:data:`TIMING_ONLY`), through optbook's own in-place chain
+(``fused_kernels = False``), since Muon, SOAP and Shampoo have no fused kernel (their
+matrix links run optbook's functional chains). Loss against
 time (:func:`curves`) puts each optimizer's evaluation steps on its median
 step time: the tuning runs themselves share the machine and are not timed.
 :func:`equal_time` compares each optimizer with AdamW at equal time, reading
@@ -56,7 +60,10 @@ outweighs a batch of 64 through a width-64 MLP, and AdamW runs a fused
 kernel while the others run optbook's functional chains). Newton-Schulz costs
 about ``T m / B`` of a step's flops (T = 5 iterations, m the width, B the
 tokens per batch), which is tiny for a language model (Jordan 2024 puts it
-below 1 %) and large here (m = 64, B = 64).
+below 1 %) and large here (m = 64, B = 64): :func:`flops_per_step` counts about
+16 MFLOP of Newton-Schulz per Muon step against about 3.8 MFLOP for the forward
+and backward pass, so Muon's extra time here is mostly arithmetic, not per-call
+overhead.
 
 Print and verdict functions (:func:`print_comparison`,
 :func:`print_step_times`, :func:`verdict`) take the stored records
@@ -82,8 +89,10 @@ from .training import Dataset, mlp, teacher_classification, train
 
 __all__ = ["TASK", "OPTIMIZERS", "OptimizerSpec", "network_data", "network_model",
            "make_optimizer", "network_run", "tune", "best_index", "comparison_rerun",
-           "step_times_rerun", "summary", "print_comparison",
-           "print_step_times", "verdict", "equal_time", "curves", "PILOT", "RERUNS"]
+           "seeds_rerun", "print_seeds", "step_times_rerun", "TIMING_ONLY",
+           "flops_per_step", "summary", "print_comparison",
+           "print_step_times", "verdict", "equal_time", "untuned_ratios", "curves", "PILOT",
+           "RERUNS"]
 
 TASK = dict(in_dim=20, out_dim=4, hidden=64, depth=3, n_train=32768, n_val=2048,
             batch_size=64)
@@ -170,6 +179,37 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "EMA β₂ = 0.999, roots every 10 steps, ε = 1e-6, Adam grafting, momentum 0.9, λ = 0"),
 }
 """The four optimizers of the comparison (module docstring), in table order."""
+
+
+def _adamw_unfused(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    opt = OPTIMIZERS["adamw"].make(model, lr)
+    opt.fused_kernels = False  # optbook's own in-place chain, not torch's fused kernel
+    return opt
+
+
+TIMING_ONLY: dict[str, OptimizerSpec] = {
+    "adamw_unfused": OptimizerSpec(
+        "AdamW (optbook, not fused)", _adamw_unfused, OPTIMIZERS["adamw"].lr_grid,
+        "AdamW's settings; step() through optbook's in-place chain, no fused kernel"),
+}
+"""Timing-only arms of :func:`step_times_rerun` (not trained or tuned); each uses the
+learning rate given for the optimizer its name starts with (``"adamw"``)."""
+
+
+def flops_per_step(batch: int | None = None) -> dict:
+    """Leading-term flop counts of one training step of the network: ``"forward_backward"``
+    = 6 x parameters x batch, and ``"newton_schulz"`` = 5 steps of 4k²K + 2k³ summed over
+    Muon's matrices (k = min, K = max of each shape), ``"parameters"`` the count."""
+    batch = TASK["batch_size"] if batch is None else _check_int("batch", batch, 1)
+    model = network_model(0)
+    params = sum(p.numel() for p in model.parameters())
+    ns = 0
+    for p in model.parameters():
+        if p.ndim == 2 and p.shape[0] != TASK["out_dim"]:
+            k, K = min(p.shape), max(p.shape)
+            ns += 5 * (4 * k * k * K + 2 * k ** 3)
+    return {"parameters": params, "forward_backward": 6 * params * batch,
+            "newton_schulz": ns}
 
 
 def _check_name(name) -> str:
@@ -328,8 +368,47 @@ def comparison_rerun(steps: int, seeds: Sequence[int], heldout_seeds: Sequence[i
     return out
 
 
+def seeds_rerun(steps: int, seeds: Sequence[int], lrs: Mapping[str, float],
+                eval_every: int | None = None) -> dict:
+    """Every optimizer of :data:`OPTIMIZERS` at the given (already tuned) rate ``lrs[name]``
+    on further seeds ``seeds``: ``results[name]`` = ``{"seeds", "lr", "val_loss", ...}``
+    as the ``"heldout"`` entry of :func:`comparison_rerun`. Print with :func:`print_seeds`."""
+    steps = _check_int("steps", steps, 1)
+    seeds = _check_seeds(seeds)
+    for name in OPTIMIZERS:
+        if name not in lrs:
+            raise ValueError(f"Invalid lrs: no learning rate for {name!r}")
+    return {"steps": steps, "results": {n: _heldout(n, _check_lr(lrs[n]), steps, seeds,
+                                                     eval_every) for n in OPTIMIZERS}}
+
+
+def print_seeds(record: Mapping) -> None:
+    """For a :func:`seeds_rerun` record: per optimizer, the rate, whether it beats AdamW on
+    every seed, mean loss AdamW / it, and the per-seed ratios AdamW / it (2 decimals)."""
+    inner = record.get("results", record) if isinstance(record, Mapping) else None
+    if isinstance(inner, Mapping) and "results" in inner and "steps" in inner:
+        steps, inner = inner["steps"], inner["results"]
+    else:
+        steps = "?"
+    if not isinstance(inner, Mapping) or "adamw" not in inner:
+        raise ValueError("Invalid record: no 'adamw' results (is it seeds_rerun's?)")
+    base = [_as_float(v) for v in inner["adamw"]["val_loss"]]
+    seeds = ", ".join(map(str, inner["adamw"]["seeds"]))
+    for n in OPTIMIZERS:
+        if n == "adamw" or n not in inner:
+            continue
+        other = [_as_float(v) for v in inner[n]["val_loss"]]
+        word, ratio = _paired(other, base)
+        each = " ".join(f"{b / o:.2f}" for b, o in zip(base, other))
+        label = OPTIMIZERS[n].label
+        print(f"{steps} steps, seeds {seeds}: {label} beats tuned AdamW on every seed: "
+              f"{word}; mean loss AdamW/{label.split()[0]} = {_ratio_text(ratio)} "
+              f"(per seed {each})")
+
+
 def step_times_rerun(steps: int, seeds: Sequence[int], repeats: int,
-                     lrs: Mapping[str, float], warmup: int = 20) -> dict:
+                     lrs: Mapping[str, float], warmup: int = 20,
+                     extra: Sequence[str] = ()) -> dict:
     """Seconds per training step (forward + backward + optimizer step) and per optimizer
     step alone, for every optimizer on the same network and data, ``repeats`` times.
 
@@ -338,7 +417,8 @@ def step_times_rerun(steps: int, seeds: Sequence[int], repeats: int,
     repeat builds a fresh model, takes ``warmup`` untimed steps (Shampoo's and SOAP's
     first roots / eigenbases included there), then times ``steps`` steps. Records the
     load average before and after. Timings vary between runs and machines: quote the
-    ratios, not the microseconds.
+    ratios, not the microseconds. ``extra``: names of :data:`TIMING_ONLY` arms to time
+    too (at the rate of ``lrs["adamw"]``).
     """
     steps = _check_int("steps", steps, 1)
     repeats = _check_int("repeats", repeats, 1)
@@ -347,17 +427,24 @@ def step_times_rerun(steps: int, seeds: Sequence[int], repeats: int,
     for name in OPTIMIZERS:
         if name not in lrs:
             raise ValueError(f"Invalid lrs: no learning rate for {name!r}")
+    extra = tuple(extra)
+    for name in extra:
+        if name not in TIMING_ONLY:
+            raise ValueError(f"Invalid extra: {name!r} (choose from {', '.join(TIMING_ONLY)})")
+    arms = {**{n: (lambda m, n=n: make_optimizer(n, m, lrs[n])) for n in OPTIMIZERS},
+            **{n: (lambda m, n=n: TIMING_ONLY[n].make(m, _check_lr(lrs["adamw"])))
+               for n in extra}}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
-    total = {n: [] for n in OPTIMIZERS}
-    opt_only = {n: [] for n in OPTIMIZERS}
+    total = {n: [] for n in arms}
+    opt_only = {n: [] for n in arms}
     try:
         data = network_data(seeds[0])
         for r in range(repeats):
-            for name in OPTIMIZERS:
+            for name, make in arms.items():
                 model = network_model(seeds[0] + r)
-                optimizer = make_optimizer(name, model, lrs[name])
+                optimizer = make(model)
                 gen = torch.Generator().manual_seed(seeds[0] + r)
                 t_total = t_opt = 0.0
                 for t in range(warmup + steps):
@@ -378,7 +465,8 @@ def step_times_rerun(steps: int, seeds: Sequence[int], repeats: int,
     finally:
         torch.set_num_threads(threads)
     load_after = os.getloadavg()
-    return {"names": list(OPTIMIZERS), "labels": [s.label for s in OPTIMIZERS.values()],
+    return {"names": list(arms),
+            "labels": [(OPTIMIZERS | TIMING_ONLY)[n].label for n in arms],
             "steps": steps, "repeats": repeats, "threads": 1,
             "cpus": os.cpu_count(), "load_before": list(load_before),
             "load_after": list(load_after),
@@ -478,19 +566,23 @@ def print_step_times(record: Mapping) -> None:
     """Median (min–max over repeats) milliseconds per training step and per optimizer step,
     each optimizer's step time relative to AdamW's, and the machine's load."""
     t = _step_times(record)
-    names = [n for n in OPTIMIZERS if n in t["step_seconds"]]
+    names = [n for n in (OPTIMIZERS | TIMING_ONLY) if n in t["step_seconds"]]
     base = statistics.median(t["step_seconds"]["adamw"]) if "adamw" in names else None
+    unfused = ("adamw_unfused" in names
+               and statistics.median(t["step_seconds"]["adamw_unfused"]))
     print(f"ms per step, median (min–max) of {t.get('repeats', '?')} repeats of "
           f"{t.get('steps', '?')} steps, {t.get('threads', 1)} thread")
-    print(f"{'optimizer':<26}{'whole step':<22}{'optimizer.step()':<22}{'× AdamW':>8}")
+    print(f"{'optimizer':<28}{'whole step':<22}{'optimizer.step()':<22}{'× AdamW':>8}"
+          + (f"{'× not fused':>13}" if unfused else ""))
     for n in names:
         whole = [1e3 * v for v in t["step_seconds"][n]]
         opt = [1e3 * v for v in t["optimizer_seconds"][n]]
         ratio = statistics.median(t["step_seconds"][n]) / base if base else math.nan
-        print(f"{OPTIMIZERS[n].label:<26}"
+        med = statistics.median(t["step_seconds"][n])
+        print(f"{(OPTIMIZERS | TIMING_ONLY)[n].label:<28}"
               f"{statistics.median(whole):.2f} ({min(whole):.2f}–{max(whole):.2f}){'':<4}"
               f"{statistics.median(opt):.2f} ({min(opt):.2f}–{max(opt):.2f}){'':<4}"
-              f"{ratio:>7.1f}×")
+              f"{ratio:>7.1f}×" + (f"{med / unfused:>12.1f}×" if unfused else ""))
     if "load_before" in t:
         print(f"load average (1 min) {t['load_before'][0]:.1f} before, "
               f"{t['load_after'][0]:.1f} after, on {t.get('cpus', '?')} CPUs")
@@ -530,14 +622,15 @@ def _loss_at(result: Mapping, step: float) -> list[float]:
 
 def _median_steps(times: Mapping) -> dict:
     t = _step_times(times)
-    med = {n: statistics.median(t["step_seconds"][n]) for n in OPTIMIZERS
+    med = {n: statistics.median(t["step_seconds"][n]) for n in OPTIMIZERS | TIMING_ONLY
            if n in t["step_seconds"]}
     if "adamw" not in med:
         raise ValueError("Invalid times: no 'adamw' step times to compare with")
     return med
 
 
-def equal_time(short: Mapping, long: Mapping, times: Mapping) -> list[dict]:
+def equal_time(short: Mapping, long: Mapping, times: Mapping,
+               baseline: str = "adamw") -> list[dict]:
     """Each of Muon, SOAP and Shampoo against AdamW at equal wall-clock time, using the
     median step times of ``times`` (ratio r = its step time / AdamW's):
 
@@ -552,14 +645,21 @@ def equal_time(short: Mapping, long: Mapping, times: Mapping) -> list[dict]:
     Returns one dict per (optimizer, budget): ``name, budget, ratio, steps_other,
     steps_adamw, other[s], adamw[s], every`` (beats on every seed), ``mean_ratio``
     (AdamW / other); a comparison the stored curves do not cover is left out.
+    ``baseline``: whose step time stands for AdamW's, ``"adamw"`` (fused, as trained)
+    or ``"adamw_unfused"`` (:data:`TIMING_ONLY`); the losses are AdamW's either way.
     """
+    if baseline not in ("adamw", *TIMING_ONLY):
+        raise ValueError(f"Invalid baseline: {baseline!r} (choose from adamw, "
+                         f"{', '.join(TIMING_ONLY)})")
     s_res, l_res, med = _results(short), _results(long), _median_steps(times)
+    if baseline not in med:
+        raise ValueError(f"Invalid times: no {baseline!r} step times stored")
     s_steps, l_steps = s_res["adamw"]["steps"], l_res["adamw"]["steps"]
     rows = []
     for n in OPTIMIZERS:
         if n == "adamw" or n not in med or n not in s_res or n not in l_res:
             continue
-        r = med[n] / med["adamw"]
+        r = med[n] / med[baseline]
         cases = [("its short run", s_steps, r * s_steps, _best_losses(s_res[n]),
                   lambda k: _loss_at(l_res["adamw"], k), True),
                  ("AdamW's long run", l_steps / r, l_steps, None, None, False)]
@@ -572,10 +672,22 @@ def equal_time(short: Mapping, long: Mapping, times: Mapping) -> list[dict]:
             except ValueError:
                 continue
             word, ratio = _paired(other, adamw)
-            rows.append({"name": n, "budget": budget, "ratio": r, "steps_other": k_other,
+            rows.append({"name": n, "budget": budget, "baseline": baseline, "ratio": r, "steps_other": k_other,
                          "steps_adamw": k_adamw, "other": other, "adamw": adamw,
                          "every": word, "mean_ratio": ratio})
     return rows
+
+
+def untuned_ratios(record: Mapping, other: str = "muon") -> tuple[float, float]:
+    """(smallest, largest) over AdamW's grid of mean AdamW loss at that rate / mean loss of
+    ``other`` at its tuned rate (tuning seeds): how far an untuned AdamW can fall behind."""
+    res = _results(record)
+    for n in ("adamw", _check_name(other)):
+        if n not in res:
+            raise ValueError(f"Invalid record: no results for {n!r}")
+    base = summary(_best_losses(res[other]))[0]
+    ratios = [summary(row)[0] / base for row in res["adamw"]["val_loss"]]
+    return min(ratios), max(ratios)
 
 
 def verdict(short: Mapping, long: Mapping | None = None, times: Mapping | None = None) -> None:
@@ -607,18 +719,32 @@ def verdict(short: Mapping, long: Mapping | None = None, times: Mapping | None =
         pilot = [f"AdamW/{OPTIMIZERS[n].label} = {PILOT['adamw'][steps] / PILOT[n][steps]:.2g}"
                  for n in ("muon", "soap") if steps in PILOT[n] and steps in PILOT["adamw"]]
         if pilot:
-            print(f"issue 23's pilot at {steps} steps (one seed, untuned): " + ", ".join(pilot))
+            print(f"issue 23's pilot at {steps} steps (one seed, untuned, task unstated): "
+                  + ", ".join(pilot) + f"; its AdamW loss {PILOT['adamw'][steps]:.2g}, "
+                  f"Muon {PILOT['muon'][steps]:.2g}")
+            lo, hi = untuned_ratios(res)
+            runs = [row for r in res.values()
+                    for row in [*r["val_loss"], r.get("heldout", {}).get("val_loss", [])]]
+            lowest = min(v for row in runs for v in map(_as_float, row) if math.isfinite(v))
+            print(f"here at {steps} steps: lowest validation loss of any run {lowest:.2g}; "
+                  f"AdamW at each rate of its grid / tuned Muon = {lo:.2f}–{hi:.2f} "
+                  "(means over the tuning seeds)")
     if times is not None:
         med = _median_steps(times)
         repeats = _step_times(times).get("repeats", "?")
-        for n in med:
-            if n != "adamw":
-                print(f"one {OPTIMIZERS[n].label} step costs {med[n] / med['adamw']:.1f}× "
-                      f"an AdamW step (median of {repeats} repeats)")
+        bases = ["adamw"] + [b for b in TIMING_ONLY if b in med]
+        for b in bases:
+            which = "an AdamW step" + ("" if b == "adamw" else " not fused")
+            for n in med:
+                if n in OPTIMIZERS and n != "adamw":
+                    print(f"one {OPTIMIZERS[n].label} step costs {med[n] / med[b]:.1f}× "
+                          f"{which} (median of {repeats} repeats)")
         if long is not None:
-            for row in equal_time(short, long, times):
+            for row in (r for b in bases for r in equal_time(short, long, times, b)):
                 label = OPTIMIZERS[row["name"]].label
-                print(f"equal time ({row['budget']}: {label.split()[0]} {row['steps_other']:.0f} "
+                timed = "" if row["baseline"] == "adamw" else ", AdamW not fused"
+                print(f"equal time ({row['budget']}{timed}: {label.split()[0]} "
+                      f"{row['steps_other']:.0f} "
                       f"steps = AdamW {row['steps_adamw']:.0f} steps): {label} beats AdamW on "
                       f"every seed: {row['every']}; mean loss AdamW/{label.split()[0]} = "
                       f"{_ratio_text(row['mean_ratio'])}")
@@ -678,13 +804,22 @@ RERUNS = (
                                "shampoo": (3e-05, 0.0001, 0.0003)},
                   "eval_every": 100},
           minutes=5.0),
+    Rerun(name="05-matrix-network-300-steps-seeds-9-11", chapter="05-matrix",
+          claim="The four optimizers at their 300-step tuned rates on three more seeds "
+                "(9-11): does the 300-step edge over AdamW hold on every seed?",
+          function="matrix_network:seeds_rerun",
+          params={"steps": 300, "seeds": (9, 10, 11),
+                  "lrs": {"adamw": 0.01, "muon": 0.003, "soap": 0.003, "shampoo": 0.0001},
+                  "eval_every": 10},
+          minutes=0.6),
     Rerun(name="05-matrix-step-times", chapter="05-matrix",
-          claim="Seconds per training step of AdamW, Muon, SOAP and Shampoo on the same MLP, "
-                "one thread, 7 interleaved repeats of 200 steps at the 300-step tuned rates",
+          claim="Seconds per training step of AdamW (fused kernel, and optbook's unfused "
+                "chain), Muon, SOAP and Shampoo on the same MLP, one thread, 7 interleaved "
+                "repeats of 200 steps at the 300-step tuned rates",
           function="matrix_network:step_times_rerun",
           params={"steps": 200, "seeds": (0,), "repeats": 7,
                   "lrs": {"adamw": 0.01, "muon": 0.003, "soap": 0.003, "shampoo": 0.0001},
-                  "warmup": 20},
+                  "warmup": 20, "extra": ("adamw_unfused",)},
           minutes=0.5),   # never the cheapest: tests/test_reruns.py reruns that one exactly
 )
 """The section's stored reruns (``make reruns RERUNS=<name>``); 1, 5 and 0.3 minutes here
