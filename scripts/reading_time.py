@@ -19,7 +19,7 @@ from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = ("01-foundations", "02-sgd", "03-momentum", "04-adaptive", "05-adam",
-            "05-descendants")
+            "05-descendants", "05-matrix")
 END_OF_MAIN_LINE = re.compile(r"^#+ (Going deeper|Exercises)", re.M)
 DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.S)
 WORD = re.compile(r"[A-Za-z0-9α-ωΑ-Ω][\w'’.,-]*")

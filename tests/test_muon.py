@@ -260,6 +260,17 @@ def test_muon_param_groups_split():
         muon_param_groups(model, head="nope")
     with pytest.raises(TypeError, match="Invalid model"):
         muon_param_groups([torch.zeros(2)])
+    # settings for the AdamW group travel with it (ZeroRedundancyOptimizer would
+    # otherwise fill its lr from Muon's); the keys the split owns are refused
+    adamw_group = muon_param_groups(model, adamw=dict(lr=3e-4, weight_decay=0.0))[1]
+    assert adamw_group["lr"] == 3e-4 and adamw_group["weight_decay"] == 0.0
+    assert not adamw_group["use_muon"]
+    opt = Muon(muon_param_groups(model, adamw=dict(lr=3e-4)), lr=0.02, adamw_lr=1e-3)
+    assert [g["lr"] for g in opt.param_groups] == [0.02, 3e-4]
+    with pytest.raises(ValueError, match="Invalid adamw: key 'use_muon'"):
+        muon_param_groups(model, adamw=dict(use_muon=True))
+    with pytest.raises(TypeError, match="Invalid adamw"):
+        muon_param_groups(model, adamw=[("lr", 1e-3)])
 
 
 def _lm_problem():

@@ -27,7 +27,7 @@ import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = ("01-foundations", "02-sgd", "03-momentum", "04-adaptive", "05-adam",
-            "05-descendants")
+            "05-descendants", "05-matrix")
 
 # (notebook, number as quoted, a few words of the prose around it) -> why it is not printed
 EXCEPTIONS = {

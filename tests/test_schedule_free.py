@@ -258,3 +258,12 @@ def test_update_without_params_raises():
     state = opt.init(np.zeros(2))
     with pytest.raises(ValueError, match="Invalid params"):
         opt.update(np.ones(2), state)
+
+
+def test_schedule_free_train_before_the_first_step_adds_no_state():
+    """torch.distributed.checkpoint's get_state_dict builds a fresh optimizer's state by a
+    step with lr = 0 only if ``optimizer.state`` is empty: train() must not fill it."""
+    opt = AdamWScheduleFree([torch.nn.Parameter(torch.zeros(3))])
+    opt.train()
+    opt.eval()
+    assert len(opt.state) == 0

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import optbook
+import optbook.torch
 import optbook.torch as otorch
 from optbook.torch import classic
 from optbook.torch.chain_optimizer import ChainOptimizer
@@ -154,3 +155,40 @@ def test_loaded_state_follows_the_parameter_dtype():
     adam_state = state[1]
     assert adam_state["count"] == 3
     assert adam_state["mu"].dtype == torch.float32 and adam_state["nu_max"].dtype == torch.float32
+
+
+# --- the containers of the state dict ----------------------------------------------
+
+def _trained(make):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3).double()
+    opt = make(model.parameters())
+    for _ in range(3):
+        model(torch.randn(5, 4, dtype=torch.float64)).square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+    return model, opt
+
+
+@pytest.mark.parametrize("make", [lambda ps: optbook.torch.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optbook.torch.Adafactor(ps),
+                                  lambda ps: optbook.torch.LAMB(ps, lr=1e-2)],
+                         ids=["SGD", "Adafactor", "LAMB"])
+def test_state_dict_holds_lists_and_loads_back_as_the_chains_tuples(make):
+    model, opt = _trained(make)
+    saved = opt.state_dict()
+    for entry in saved["state"].values():
+        links = entry["transform_state"]
+        assert isinstance(links, list)  # torch.distributed.checkpoint walks lists, not tuples
+        assert {} not in links          # and drops an empty dict inside one
+    _, fresh = _trained(make)
+    fresh.load_state_dict(saved)
+    for p, q in zip(model.parameters(), fresh.param_groups[0]["params"]):
+        a, b = opt.state[p]["transform_state"], fresh.state[q]["transform_state"]
+        assert type(a) is type(b) is tuple
+        assert [type(x) for x in a] == [type(x) for x in b]
+    # the loaded copy takes the fast path (which needs the tuples), not the functional one
+    for q in fresh.param_groups[0]["params"]:
+        q.grad = torch.ones_like(q)
+    fresh.step()
+    assert fresh.last_step_paths["functional"] == 0

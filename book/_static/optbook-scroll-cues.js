@@ -1,5 +1,6 @@
-/* Boxes that scroll sideways say so: display equations and tables wider than
-   the column (added to every page by scripts/book_site.py).
+/* Boxes that scroll sideways say so: display equations, tables, and code
+   cells' input and output blocks wider than the column (added to every page
+   by scripts/book_site.py).
 
    MathJax 3 does not break long display equations into lines, and a table
    of identifiers cannot shrink below its longest cell, so on a phone some
@@ -14,12 +15,19 @@
    and draws a thin scrollbar. An overflowing equation also takes keyboard
    focus (tabindex 0) so arrow keys scroll it; equations that fit stay out of
    the tab order (MathJax's `inTabOrder: false`, _config.yml). The theme
-   gives scrolling tables their tab stop itself. Guarded by
-   tests/browser/test_reader_layout.py. */
+   gives scrolling tables and `pre` blocks their tab stop itself.
+
+   Code cells' `pre` blocks (input and output, issue 21 item 6): the
+   notebooks' code lines fit the column at 1280 px
+   (tests/test_code_line_length.py), but a printed table can be wider, and on
+   a phone every block is; such a block already scrolls in its own box
+   (the theme's `pre { overflow: auto }`) and now shows the same cue.
+   Guarded by tests/browser/test_reader_layout.py. */
 (function () {
   "use strict";
 
-  var SELECTOR = 'mjx-container[display="true"], .pst-scrollable-table-container';
+  var SELECTOR = 'mjx-container[display="true"], .pst-scrollable-table-container, '
+                 + '.cell_input pre, .cell_output pre';
 
   function edges(box) {
     var more = box.scrollWidth - box.clientWidth;

@@ -41,13 +41,13 @@ from __future__ import annotations
 import math
 
 from .base import (GradientTransformation, ScalarOrSchedule, chain, check_number, namespace,
-                   scale_by_learning_rate, tree_map)
+                   scale_by_learning_rate, to_float, tree_map)
 from .weight_decay import add_decayed_weights
 
 
 def _rms(x) -> float:
     size = math.prod(x.shape)
-    return float((x * x).sum()) ** 0.5 / size ** 0.5 if size else 0.0
+    return to_float((x * x).sum()) ** 0.5 / size ** 0.5 if size else 0.0
 
 
 def _new_moments(p) -> dict:

@@ -85,6 +85,13 @@ def zeros_like(tree: Tree) -> Tree:
     return tree_map(lambda x: namespace(x).zeros_like(x), tree)
 
 
+def to_float(x) -> float:
+    """``float(x)`` of a one-element array; a sharded torch ``DTensor`` (FSDP2) is first
+    reduced over its shards (``float()`` of a pending sum reads this rank's shard alone)."""
+    full = getattr(x, "full_tensor", None)
+    return float(full() if full is not None else x)
+
+
 def global_norm(tree: Tree):
     """sqrt of the sum of squares of every element of every leaf (a scalar)."""
     total = sum(float((leaf * leaf).sum()) for leaf in tree_leaves(tree))

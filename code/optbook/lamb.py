@@ -19,12 +19,13 @@ Training BERT in 76 minutes", ICLR 2020.
 from __future__ import annotations
 
 from .adam import scale_by_adam
-from .base import GradientTransformation, ScalarOrSchedule, chain, scale_by_learning_rate, tree_map
+from .base import (GradientTransformation, ScalarOrSchedule, chain, scale_by_learning_rate,
+                   to_float, tree_map)
 from .weight_decay import add_decayed_weights
 
 
 def _norm(x) -> float:
-    return float((x * x).sum()) ** 0.5
+    return to_float((x * x).sum()) ** 0.5
 
 
 def scale_by_trust_ratio() -> GradientTransformation:

@@ -28,7 +28,7 @@ leaves the singular vectors alone. :func:`newton_schulz_scalar` is that map
 on numbers (a chapter plots it). Jordan chose the coefficients to make the
 slope at zero large (a = 3.4445, so a small ``s`` grows about 3.4445^5 ~ 490
 times in five steps): every normalized singular value from 0.002 to 1 ends
-in [0.68, 1.21]. The price is that they do not converge to exactly 1; the
+in [0.68, 1.20]. The price is that they do not converge to exactly 1; the
 cubic ``(1.5, -0.5, 0)`` does, but multiplies a small ``s`` by only
 1.5^5 ~ 7.6 in five steps.
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from site_audit import WIDTHS, audit, page_id, site_pages
+from site_audit import DESKTOP, PHONE, WIDTHS, audit, open_page, page_id, settle, site_pages
 
 PAGES = site_pages()
 CASES = [(path, width) for width in WIDTHS for path in PAGES]
@@ -89,3 +89,93 @@ def test_the_checks_see_the_equations_and_tables(browser):
     assert sum(s["kind"] == "equation" for s in chapter["scrollers"]) >= 15
     notation = audit(browser, by_name["book/notation.html"], WIDTHS[0])
     assert sum(s["kind"] == "table" for s in notation["scrollers"]) >= 4
+
+
+# --- code cells and their outputs (issue 21, item 6) -------------------------
+# At 1280 px 167 of 321 code and output blocks scrolled sideways and printed
+# tables were cut at the right edge with no sign of more. Code lines now fit
+# the column (tests/test_code_line_length.py checks the sources); a printed
+# table may be wider, and scrolls in its own box with the cue of equations
+# and tables (optbook-scroll-cues.js marks it `optbook-scrolls`, and the edge
+# with more behind it `optbook-more-right` / `optbook-more-left`, which
+# optbook-site.css shades).
+
+CODE_BLOCKS = r"""() => {
+  const blocks = [];
+  for (const kind of ['input', 'output']) {
+    document.querySelectorAll(`.cell_${kind} pre`).forEach((pre, i) => {
+      if (pre.getClientRects().length === 0) return;     // a hidden (collapsed) cell
+      const cell = pre.closest('.cell');
+      const style = getComputedStyle(pre);
+      blocks.push({
+        kind, index: i,
+        cell: cell && cell.id ? cell.id : '',
+        first: (pre.textContent.split('\n')[0] || '').slice(0, 50),
+        scroll: pre.scrollWidth - pre.clientWidth,
+        cue: pre.classList.contains('optbook-scrolls'),
+        edge: pre.classList.contains('optbook-more-right') || pre.classList.contains('optbook-more-left'),
+        drawn: style.backgroundImage.includes('gradient'),
+      });
+    });
+  }
+  return blocks;
+}"""
+
+CELL_PAGES = [p for p in PAGES
+              if 'class="cell_input' in p.read_text(encoding="utf-8", errors="replace")]
+
+
+def code_blocks(browser, path):
+    """The code cells' input and output blocks at 1280 px, then at 390 px.
+
+    Collapsed inputs (``hide-input`` cells, a closed ``<details>``) are opened
+    first, as a reader opens them: the browser lays out nothing inside a
+    closed one, and its cue is set when it opens.
+    """
+    page = open_page(browser, path, DESKTOP)
+    try:
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        settle(page)
+        desktop = page.evaluate(CODE_BLOCKS)
+        page.set_viewport_size({"width": PHONE, "height": 844})
+        page.wait_for_timeout(450)
+        settle(page)
+        phone = page.evaluate(CODE_BLOCKS)
+    finally:
+        page.close()
+    return desktop, phone
+
+
+def describe(blocks):
+    return "\n".join(f"  {b['kind']} block {b['index']} ({b['cell'] or 'no id'}, "
+                     f"{b['scroll']} px): {b['first']!r}" for b in blocks)
+
+
+@pytest.mark.parametrize("path", CELL_PAGES, ids=[page_id(p) for p in CELL_PAGES])
+def test_code_cells_fit_and_outputs_scroll_with_a_cue(browser, path):
+    desktop, phone = code_blocks(browser, path)
+    assert any(b["kind"] == "input" for b in desktop), f"{page_id(path)}: no code cell found"
+    problems = []
+    scrolling_inputs = [b for b in desktop if b["kind"] == "input" and b["scroll"] > 1]
+    if scrolling_inputs:
+        problems.append(f"{len(scrolling_inputs)} code cells scroll sideways at {DESKTOP} px "
+                        f"(wrap their lines):\n" + describe(scrolling_inputs))
+    for width, blocks in ((DESKTOP, desktop), (PHONE, phone)):
+        unmarked = [b for b in blocks if b["scroll"] > 1 and not (b["cue"] and b["edge"])]
+        if unmarked:
+            problems.append(f"{len(unmarked)} blocks scroll with no cue at {width} px:\n"
+                            + describe(unmarked))
+        undrawn = [b for b in blocks if b["edge"] and not b["drawn"]]
+        if undrawn:
+            problems.append(f"{len(undrawn)} blocks marked but no edge shadow drawn at {width} px:\n"
+                            + describe(undrawn))
+    assert not problems, f"{page_id(path)}:\n" + "\n".join(problems)
+
+
+def test_the_code_checks_see_wide_outputs(browser):
+    """The check meets a case it guards: chapter 3 prints tables wider than the column at 1280 px."""
+    by_name = {page_id(p): p for p in PAGES}
+    desktop, phone = code_blocks(browser, by_name["book/03-momentum.html"])
+    assert sum(b["kind"] == "input" for b in desktop) >= 20
+    assert any(b["kind"] == "output" and b["scroll"] > 100 for b in desktop)
+    assert sum(b["kind"] == "input" and b["scroll"] > 1 for b in phone) >= 10

@@ -71,7 +71,8 @@ class Rerun:
 # The chapters' experiment modules, in book order; each may declare RERUNS.
 CHAPTER_MODULES = ("foundations", "sgd", "momentum", "adaptive", "adam", "descendants",
                    "schedules", "warmup", "stability", "warmup_causes", "lr_finder",
-                   "decay_and_clipping", "training_runs", "debugging")
+                   "decay_and_clipping", "training_runs", "debugging", "matrix", "matrix_network",
+                   "distributed")
 
 
 def registry() -> tuple[Rerun, ...]:

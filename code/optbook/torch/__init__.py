@@ -16,5 +16,6 @@ from .lion import Lion
 from .muon import Muon, muon_param_groups
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .shampoo import Shampoo
+from .sharding import ShardingError
 from .soap import SOAP
 from .sophia import SophiaG

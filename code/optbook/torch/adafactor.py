@@ -24,6 +24,9 @@ class Adafactor(ChainOptimizer):
     (``Invalid learning rate: -1``) rather than Adafactor's own wording.
     """
 
+    # row and column means of G^2, mean(R), RMS(U) and RMS(theta): reduced over the shards
+    sharding = "reduces"
+
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
                  *, foreach: bool | None = None, maximize: bool = False,

@@ -16,6 +16,14 @@ run is bit-identical). Two consequences of "one tensor, one tree":
 (:mod:`optbook.torch.fast_path`; the tensors of the state are then updated
 in place rather than replaced); a chain with any other link runs its
 functional ``update``, as the reference path ``fast_path = False`` does.
+
+Sharded parameters (DTensors, e.g. FSDP2's ``fully_shard``)
+are run according to the class attribute ``sharding`` (see
+:mod:`optbook.torch.sharding`): element-wise rules and rules whose reductions
+are carried across the shards run on the shards (never through torch's fused
+kernels, which have no sharding rule); ``"gather"`` rules run on the gathered
+whole tensor; a chain whose needs are unknown is refused with
+:class:`~optbook.torch.ShardingError`.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from typing import Any, Callable, Union
 import torch
 
 from ..base import GradientTransformation
-from . import fast_path
+from . import fast_path, sharding
 
 TransformOrFactory = Union[GradientTransformation, Callable[[dict], GradientTransformation]]
 
@@ -71,6 +79,18 @@ class ChainOptimizer(torch.optim.Optimizer):
             self.make_transform(group)  # raises ValueError on an invalid hyper-parameter
         super().add_param_group(param_group)
 
+    def state_dict(self) -> dict:
+        """torch.optim's state dict, with every tuple of a ``transform_state`` written as a
+        list and every empty link state ``{}`` as None: ``torch.distributed.checkpoint``
+        walks into lists, but stores a tuple as one pickled object (under FSDP2, rank 0's
+        shards for every rank), and drops an empty dict inside a list when it loads.
+        :meth:`load_state_dict` turns them back into the chain's tuples and dicts."""
+        out = super().state_dict()
+        out["state"] = {key: {name: _lists(value) if name == "transform_state" else value
+                              for name, value in entry.items()}
+                        for key, entry in out["state"].items()}
+        return out
+
     def load_state_dict(self, state_dict: dict) -> None:
         foreign = sorted({key for s in state_dict.get("state", {}).values() for key in s
                           if key != "transform_state"})
@@ -79,6 +99,18 @@ class ChainOptimizer(torch.optim.Optimizer):
                              f"'transform_state' (a torch.optim state dict cannot be loaded "
                              f"into {type(self).__name__})")
         super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            transform = None
+            for p in group["params"]:
+                loaded = self.state[p].get("transform_state") if p in self.state else None
+                if loaded is None:
+                    continue
+                if transform is None:
+                    transform = self.make_transform(group)
+                # the containers of a fresh state: tuples where the chain makes tuples (built
+                # on the meta device: shapes and types, no memory)
+                template = transform.init(torch.empty(p.shape, dtype=p.dtype, device="meta"))
+                self.state[p]["transform_state"] = _like(template, loaded)
 
     def _grad(self, p: torch.Tensor, group: dict) -> torch.Tensor:
         if p.grad.is_sparse:
@@ -93,6 +125,10 @@ class ChainOptimizer(torch.optim.Optimizer):
     #: Adagrad, Adam and AdamW to torch's fused kernels; False keeps optbook's
     #: in-place twins for them too.
     fused_kernels: bool = True
+    #: What the rule needs when a parameter is a shard (a DTensor): "elementwise",
+    #: "reduces" or "gather" (see :mod:`optbook.torch.sharding`); None reads it off the
+    #: chain's links and refuses sharded parameters when a link declares nothing.
+    sharding: str | None = None
 
     def _fast_eligible(self, p: torch.Tensor) -> bool:
         g = p.grad
@@ -112,22 +148,32 @@ class ChainOptimizer(torch.optim.Optimizer):
         pending, planned, fused = [], [], []
         for gi, group in enumerate(self.param_groups):
             transform = self.make_transform(group)
+            kind = None
+            if any(sharding.is_dtensor(p) for p in group["params"]):
+                kind = sharding.check_declaration(type(self).__name__, self.sharding, transform)
             buckets: dict[tuple, list] = {}
             for pi, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
+                shard = sharding.is_dtensor(p)
+                if shard and kind == sharding.GATHER:
+                    pending.append(self._gathered_update(transform, group, gi, pi, p))
+                    continue
                 old = self.state[p].get("transform_state")
                 if old is None:
                     old = transform.init(p.detach())
+                    if shard:  # e.g. a mean over the sharded rows starts as a pending sum
+                        old = sharding.settle(old)
                 if self._fast_eligible(p):
-                    key = (p.dtype, p.device, fast_path.numbers_of(old))
+                    key = (p.dtype, p.device, shard, fast_path.numbers_of(old))
                     buckets.setdefault(key, []).append((pi, p, old))
                 else:
                     pending.append(self._functional_update(transform, group, gi, pi, p, old))
-            for (dtype, _, _), members in buckets.items():
+            for (dtype, _, shard, _), members in buckets.items():
                 maximize = group.get("maximize", False)
+                # torch's fused kernels have no sharding rule for DTensors
                 run = (fast_path.fused_kernel(transform, members[0][2], dtype)
-                       if self.fused_kernels else None)
+                       if self.fused_kernels and not shard else None)
                 if run is not None and all(p.is_contiguous() and p.grad.is_contiguous()
                                            for _, p, _ in members):
                     fused.append((run, members, maximize))
@@ -153,13 +199,29 @@ class ChainOptimizer(torch.optim.Optimizer):
                     p, p.grad, -1.0 if maximize else 1.0, old)
         for p, updates, new in pending:
             self.state[p]["transform_state"] = new
-            p.add_(updates)
+            if sharding.is_dtensor(p) and not sharding.is_dtensor(updates):
+                p.to_local().add_(updates)  # a gathered rule: this rank's slice of its update
+            else:
+                p.add_(updates)
         return loss
 
-    def _functional_update(self, transform, group, gi, pi, p, old):
+    def _gathered_update(self, transform, group, gi, pi, p):
+        """A ``"gather"`` rule on a shard: the rule runs on the whole tensor (state kept
+        whole on every rank); returns this rank's slice of the update."""
+        whole = p.full_tensor()
+        grad = self._grad(p, group).full_tensor()
+        old = self.state[p].get("transform_state")
+        if old is None:
+            old = transform.init(whole)
+        _, updates, new = self._functional_update(transform, group, gi, pi, whole, old,
+                                                  grad=grad)
+        return p, sharding.own_slice(updates, p), new
+
+    def _functional_update(self, transform, group, gi, pi, p, old, grad=None):
         where = f"param group {gi}, parameter {pi} {tuple(p.shape)}"
         try:
-            updates, new = transform.update(self._grad(p, group), old, p.detach())
+            grad = self._grad(p, group) if grad is None else grad
+            updates, new = transform.update(grad, old, p.detach())
         except FloatingPointError as exc:  # optbook.ensure_finite in the chain
             raise FloatingPointError(f"{where}: {exc}") from None
         except (KeyError, ValueError) as exc:
@@ -169,4 +231,31 @@ class ChainOptimizer(torch.optim.Optimizer):
                     "group's hyper-parameters; changing momentum between 0 and > 0, "
                     "amsgrad or centered in the middle of a run is not supported") from exc
             raise
+        if sharding.is_dtensor(p):
+            new = sharding.settle(new)
         return p, updates, new
+
+
+def _lists(tree):
+    """``tree`` with every tuple a list and every empty dict None (tensors and numbers
+    shared, not copied)."""
+    if isinstance(tree, dict) and not tree:
+        return None
+    if isinstance(tree, dict):
+        return {k: _lists(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return [_lists(v) for v in tree]
+    return tree
+
+
+def _like(template, tree):
+    """``tree`` with a tuple wherever ``template`` (a fresh state) has one, and an empty
+    dict where it has one and ``tree`` has None."""
+    if isinstance(template, dict) and not template and tree is None:
+        return {}
+    if isinstance(template, dict) and isinstance(tree, dict):
+        return {k: _like(template[k], v) if k in template else v for k, v in tree.items()}
+    if isinstance(template, (tuple, list)) and isinstance(tree, (tuple, list)) \
+            and len(template) == len(tree):
+        return type(template)(_like(t, v) for t, v in zip(template, tree))
+    return tree

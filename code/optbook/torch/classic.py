@@ -50,6 +50,8 @@ def _reject_unsupported_flags(owner: str, group: dict) -> None:
 class _ClassicOptimizer(ChainOptimizer):
     """Validate every param group (the constructor's and later ``add_param_group`` ones)."""
 
+    sharding = "elementwise"  # every rule here updates each element from its own numbers
+
     def __init__(self, params, defaults: dict):
         _reject_unsupported_flags(type(self).__name__, defaults)
         super().__init__(params, defaults=defaults)

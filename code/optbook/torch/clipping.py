@@ -17,7 +17,13 @@ The norm is computed as torch computes it: one ``torch._foreach_norm`` call per
 those norms is the total. Everything stays a tensor on the gradients' device,
 and the clipping factor is applied with ``torch._foreach_mul_`` whether or not
 it is below 1, so a step on a GPU waits for the host only when
-``error_if_nonfinite=True`` asks for a check. (A Python ``float()`` per tensor,
+``error_if_nonfinite=True`` asks for a check.
+
+Sharded gradients (DTensors, e.g. under FSDP2's ``fully_shard``): the norms of
+the sharded gradients are reduced over the ranks (``full_tensor()``, one
+all-reduce per device mesh) before they enter the total, so the total is the
+norm of the whole gradients, a plain tensor, identical on every rank; each
+rank scales its own shards. (A Python ``float()`` per tensor,
 the obvious way to write it, forces one device-to-host copy per tensor.)
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ import math
 import torch
 
 from ..base import check_number
+from .sharding import is_dtensor
 
 __all__ = ["clip_grad_norm_", "total_grad_norm"]
 
@@ -55,6 +62,22 @@ def _use_foreach(tensors, device, foreach: bool | None) -> bool:
     return False
 
 
+def _norms(group, norm_type: float) -> list[torch.Tensor]:
+    """Each plain tensor's norm, and one norm per device mesh for the sharded ones: the
+    norm of their shards' norms, a pending reduction (whose ``float()`` would be this
+    rank's alone) carried out by one ``full_tensor()`` per mesh."""
+    out, meshes = [], {}
+    for t in group:
+        if is_dtensor(t):
+            meshes.setdefault(t.device_mesh, []).append(t)
+        else:
+            out.append(torch.linalg.vector_norm(t, norm_type))
+    for sharded in meshes.values():
+        shard_norms = torch.stack([torch.linalg.vector_norm(t, norm_type) for t in sharded])
+        out.append(torch.linalg.vector_norm(shard_norms, norm_type).full_tensor())
+    return out
+
+
 @torch.no_grad()
 def total_grad_norm(tensors, norm_type: float = 2.0, foreach: bool | None = None) -> torch.Tensor:
     """The ``norm_type``-norm of all ``tensors`` stacked into one vector, as a tensor on
@@ -71,7 +94,7 @@ def total_grad_norm(tensors, norm_type: float = 2.0, foreach: bool | None = None
         if _use_foreach(group, device, foreach):
             norms.extend(torch._foreach_norm(group, norm_type))
         else:
-            norms.extend(torch.linalg.vector_norm(t, norm_type) for t in group)
+            norms.extend(_norms(group, norm_type))
     return torch.linalg.vector_norm(torch.stack([n.to(first_device) for n in norms]), norm_type)
 
 
@@ -119,5 +142,5 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         else:
             c = coef.to(device)
             for g in group:
-                g.mul_(c)
+                (g.to_local() if is_dtensor(g) else g).mul_(c)
     return total

@@ -49,7 +49,8 @@ from typing import Callable
 import torch
 
 from ..adafactor import decay_at
-from ..base import GradientTransformation, check_number
+from ..base import GradientTransformation, check_number, to_float
+from .sharding import is_dtensor, settle
 
 
 class LazyUpdate:
@@ -311,6 +312,8 @@ def _plan_sophia(hp, state):
         _ema_(mu, g, c, b1)
         den = torch.mul(h, rho)
         den.clamp_(min=eps) if paper else den.add_(eps)
+        # (on a shard, den.min() is the shard's: each rank picks the form for its own
+        # elements, and both forms give the same numbers where den > 0)
         if paper or bool(den.min() > 0):
             # den > 0: sign(m) min(|m| / den, 1) = clamp(m / den, -1, 1), same roundings
             step = torch.div(mu, den, out=den).clamp_(-1.0, 1.0)
@@ -325,8 +328,9 @@ def _plan_sophia(hp, state):
 def _plan_trust_ratio(hp, state):
     def kernel(u, p, st):
         c, x = u.single(p)
-        param_norm = float(torch.linalg.vector_norm(p))
-        update_norm = abs(c) * float(torch.linalg.vector_norm(x))
+        # to_float: the norm of the whole tensor when p is a shard (a DTensor)
+        param_norm = to_float(torch.linalg.vector_norm(p))
+        update_norm = abs(c) * to_float(torch.linalg.vector_norm(x))
         if param_norm > 0 and update_norm > 0:
             u.scale(param_norm / update_norm)
         return st
@@ -334,7 +338,8 @@ def _plan_trust_ratio(hp, state):
 
 
 def _rms(x: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(x)) / math.sqrt(x.numel()) if x.numel() else 0.0
+    # numel() and to_float: the whole tensor's when x is a shard (a DTensor)
+    return to_float(torch.linalg.vector_norm(x)) / math.sqrt(x.numel()) if x.numel() else 0.0
 
 
 @_planner("scale_by_factored_rms")
@@ -358,8 +363,10 @@ def _plan_factored_rms(hp, state):
             row, col = moments["row"], moments["col"]
             row.mul_(beta2_t).add_(g2.mean(dim=-1, keepdim=True), alpha=1 - beta2_t)
             col.mul_(beta2_t).add_(g2.mean(dim=-2, keepdim=True), alpha=1 - beta2_t)
-            # V = R C / max(mean(R), eps1), built in g2's memory
-            den = torch.mul(row, col, out=g2).div_(row.mean(dim=-2, keepdim=True).clamp_(min=eps))
+            # V = R C / max(mean(R), eps1), built in g2's memory (settle: when the rows are
+            # sharded, mean(R) is a pending average over the ranks; make it a value first)
+            mean_row = settle(row.mean(dim=-2, keepdim=True))
+            den = torch.mul(row, col, out=g2).div_(mean_row.clamp_(min=eps))
             den.clamp_(min=eps * eps).sqrt_()
         u.terms, u.param_coef = [(c, g, den)], 0.0
         return {"count": t, "moments": moments}
@@ -456,8 +463,9 @@ def _tree_tensors(tree):
 
 
 def _sliceable(p, grad, state) -> bool:
-    """Every tensor flat-viewable and element-aligned with ``p``."""
-    return all(t.shape == p.shape and t.is_contiguous() and t.dtype == p.dtype
+    """Every tensor flat-viewable and element-aligned with ``p`` (not a shard: a DTensor's
+    flat view is not its rank's elements)."""
+    return not is_dtensor(p) and all(t.shape == p.shape and t.is_contiguous() and t.dtype == p.dtype
                for t in (p, grad, *_tree_tensors(state)))
 
 

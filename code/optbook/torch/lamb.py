@@ -19,6 +19,8 @@ class LAMB(ChainOptimizer):
     ``weight_decay=0.01``.
     """
 
+    sharding = "reduces"  # ||theta|| and ||u|| of each tensor, reduced over its shards
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.01, *, maximize: bool = False):
         check_number("learning rate", lr)

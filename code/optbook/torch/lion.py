@@ -19,6 +19,8 @@ class Lion(ChainOptimizer):
     decoupled), ``maximize``.
     """
 
+    sharding = "elementwise"  # the sign is taken element by element
+
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0, *, maximize: bool = False):
         check_number("learning rate", lr)

@@ -73,6 +73,8 @@ class Muon(ChainOptimizer):
     run the functional chain.
     """
 
+    sharding = "gather"  # a matrix root / eigenbasis / Newton-Schulz needs the whole matrix
+
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95,
                  weight_decay: float = 0.0, nesterov: bool = True, ns_steps: int = 5,
                  ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
@@ -132,7 +134,7 @@ class Muon(ChainOptimizer):
                     group["shape_scale"], group["ns_dtype"])
 
 
-def muon_param_groups(model: nn.Module, head=None) -> list[dict]:
+def muon_param_groups(model: nn.Module, head=None, adamw: dict | None = None) -> list[dict]:
     """``[muon_group, adamw_group]`` for :class:`Muon`: hidden matrices, and everything else.
 
     The Muon group holds every parameter with two or more axes, except those
@@ -143,8 +145,17 @@ def muon_param_groups(model: nn.Module, head=None) -> list[dict]:
     of an MLP or of most language models (pass ``head=`` when it is not, e.g.
     a model whose head is tied to its embedding or registered first). Each
     group carries ``param_names``; a parameter shared by two modules appears
-    once.
+    once. ``adamw`` adds settings to the AdamW group (e.g. ``dict(lr=3e-4,
+    weight_decay=0.0)``). Give them explicitly under
+    ``torch.distributed.optim.ZeroRedundancyOptimizer``: it fills every group's
+    missing keys from its own keyword arguments, so an AdamW group without its
+    own ``lr`` would take Muon's instead of ``adamw_lr``.
     """
+    if adamw is not None and not isinstance(adamw, dict):
+        raise TypeError(f"Invalid adamw: {type(adamw).__name__} (expected a dict of group settings)")
+    reserved = sorted({"params", "param_names", "use_muon"} & set(adamw or {}))
+    if reserved:
+        raise ValueError(f"Invalid adamw: key {reserved[0]!r} is set by muon_param_groups")
     if not isinstance(model, nn.Module):
         raise TypeError(f"Invalid model: {type(model).__name__} (expected an nn.Module)")
     heads = head if isinstance(head, (list, tuple)) else ([] if head is None else [head])
@@ -166,7 +177,7 @@ def muon_param_groups(model: nn.Module, head=None) -> list[dict]:
     embedding = {id(p) for m in model.modules() if isinstance(m, nn.Embedding)
                  for p in m.parameters()}
     muon_group = {"params": [], "param_names": [], "use_muon": True}
-    adamw_group = {"params": [], "param_names": [], "use_muon": False}
+    adamw_group = {**(adamw or {}), "params": [], "param_names": [], "use_muon": False}
     for name, p in model.named_parameters():  # shared parameters are listed once
         aux = (p.ndim < 2 or id(p) in embedding or id(p) in head_params or name in head_names)
         group = adamw_group if aux else muon_group

@@ -5,6 +5,16 @@ As with the authors' classes (package ``schedulefree``), the parameters hold
 ``y`` (where gradients are taken) in train mode and the average ``x`` in eval
 mode: call ``optimizer.train()`` before training steps and ``optimizer.eval()``
 before evaluating or saving; ``step()`` in eval mode raises.
+
+Under DDP and FSDP2 these classes are used as on one process (their rule is
+element-wise; ``tests/test_distributed.py``). Under
+``torch.distributed.optim.ZeroRedundancyOptimizer`` the class is the
+``optimizer_class`` of a local optimizer that holds only this rank's share of
+the parameters, and ZeRO copies its own param groups' settings into it at
+every step: call ``zero.optim.train()`` and also set
+``group["train_mode"] = True`` in ``zero.param_groups``. ``zero.optim.eval()``
+swaps in x only for this rank's share; the other parameters keep y until they
+are broadcast (consolidate the state dict and evaluate from it instead).
 """
 from __future__ import annotations
 
@@ -19,6 +29,8 @@ __all__ = ["SGDScheduleFree", "AdamWScheduleFree"]
 
 
 class _ScheduleFree(ChainOptimizer):
+    sharding = "elementwise"  # x, z, y and the base step are element by element
+
     def _beta(self, group) -> float:
         raise NotImplementedError
 
@@ -28,7 +40,8 @@ class _ScheduleFree(ChainOptimizer):
         for group in self.param_groups:
             if group["train_mode"]:
                 for p in group["params"]:
-                    state = self.state[p].get("transform_state")
+                    # .get: indexing the defaultdict would add an empty entry for p
+                    state = self.state.get(p, {}).get("transform_state")
                     if state is not None:
                         p.copy_(state["x"])
                 group["train_mode"] = False
@@ -39,7 +52,8 @@ class _ScheduleFree(ChainOptimizer):
         for group in self.param_groups:
             if not group["train_mode"]:
                 for p in group["params"]:
-                    state = self.state[p].get("transform_state")
+                    # .get: indexing the defaultdict would add an empty entry for p
+                    state = self.state.get(p, {}).get("transform_state")
                     if state is not None:
                         p.copy_(train_params(state, self._beta(group)))
                 group["train_mode"] = True

@@ -34,6 +34,8 @@ class Shampoo(ChainOptimizer):
     with a zero preconditioner until then).
     """
 
+    sharding = "gather"  # a matrix root / eigenbasis / Newton-Schulz needs the whole matrix
+
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, weight_decay: float = 0.0,
                  eps: float = 1e-6, beta2: float | None = None, precondition_frequency: int = 1,
                  block_size: int | None = None, grafting: str | None = None,

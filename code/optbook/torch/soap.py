@@ -25,6 +25,8 @@ class SOAP(ChainOptimizer):
     has no in-place twin, so ``step()`` runs it functionally.
     """
 
+    sharding = "gather"  # a matrix root / eigenbasis / Newton-Schulz needs the whole matrix
+
     def __init__(self, params, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95),
                  shampoo_beta: float | None = None, eps: float = 1e-8, weight_decay: float = 0.01,
                  precondition_frequency: int = 10, max_precond_dim: int = 10000,

@@ -43,6 +43,8 @@ class SophiaG(ChainOptimizer):
     ``step(bs=B)`` computes. With ``bs=1``, ``rho`` is the paper's.
     """
 
+    sharding = "elementwise"  # the clip min(|m| / (rho h), 1) is element by element
+
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.965, 0.99),
                  rho: float = 0.04, weight_decay: float = 0.1, *, bs: float = 1,
                  maximize: bool = False):
