@@ -155,7 +155,7 @@ def test_use_style_selects_the_inline_format_in_ipython(monkeypatch):
     assert calls == []
     plotting.use_style()
     assert html.lookup(fig) is responsive.figure_html          # the phone twin (issue 21)
-    assert png.lookup(fig) is responsive._png_formatter        # reuses its wide PNG
+    assert png.lookup(fig) is responsive._png_formatter        # no second copy of it
     png.pop(Figure)
     plotting.use_style("svg")
     with pytest.raises(KeyError):

@@ -68,12 +68,10 @@ def _figures_notebook():
         axes[0].plot([0, 1])
         fig.suptitle("a stored figure")
         html = responsive.figure_html(fig)
-        png, width, height = responsive.render_png(fig)
+    # as plt.show() stores it: the <picture> alone, no second copy as image/png
     stored = nbformat.v4.new_code_cell("# a figure stored in the file", outputs=[
         nbformat.v4.new_output("display_data", data={
-            "text/html": html, "image/png": __import__("base64").b64encode(png).decode(),
-            "text/plain": "<Figure size 900x340 with 2 Axes>"},
-            metadata={"image/png": {"width": round(width), "height": round(height)}})])
+            "text/html": html, "text/plain": "<Figure size 900x340 with 2 Axes>"})])
     nb = nbformat.v4.new_notebook(cells=[stored, nbformat.v4.new_code_cell(STATIC_FIGURE_CELL)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb

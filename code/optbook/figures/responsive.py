@@ -319,13 +319,15 @@ def figure_html(fig) -> str:
 
 
 def _png_formatter(fig):
-    """``image/png`` of a Figure: the wide PNG :func:`figure_html` has just drawn
-    for the same display (IPython computes text/html before image/png), so a
-    figure is not drawn a third time; otherwise the inline backend's retina PNG."""
+    """``image/png`` of a Figure: none when :func:`figure_html` has just drawn the
+    same figure for the same display (IPython computes text/html before
+    image/png): its ``<picture>`` already holds the wide PNG, and a second copy
+    would only double every notebook's size (the site, JupyterLab and the PDF
+    all show the ``<picture>``; an untrusted notebook shows its ``<img>``).
+    Otherwise the inline backend's retina PNG."""
     if _last_wide and _last_wide[0] is fig:
-        _, png, w, h = _last_wide
         _last_wide.clear()
-        return png, {"width": int(round(w)), "height": int(round(h))}
+        return None
     from IPython.core.pylabtools import retina_figure
     return retina_figure(fig, bbox_inches="tight")
 
