@@ -266,27 +266,45 @@ def list_the_bibliography(app: Sphinx, pagename: str, templatename: str, context
 
 FIGURE_STILL = re.compile(
     r'(<img class="optbook-figure-static"[^>]*?) src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+# a notebook's static matplotlib figure (optbook.figures.responsive): a <picture>
+# with the wide PNG in its <img> and the phone's stacked PNG in a <source srcset>
+STATIC_PICTURE = re.compile(r'<picture class="optbook-static-figure".*?</picture>', re.S)
+DATA_PNG = re.compile(r'data:image/png;base64,([A-Za-z0-9+/=]+)')
 
 
 def externalize_figure_stills(app: Sphinx, pagename: str, templatename: str, context: dict,
                               doctree) -> None:
-    """Each figure's still image: a data URI in the notebook, a lazy file on the site."""
+    """Each figure's still image: a data URI in the notebook, a lazy file on the site.
+
+    Two kinds: the still of an in-page figure (hidden once the figure runs),
+    and both renderings of a static matplotlib figure's ``<picture>`` (the
+    wide ``<img src>`` and the phone's ``<source srcset>``), which MyST-NB
+    copies into the page as they are in the notebook's ``text/html``.
+    """
     body = context.get("body")
     # the PDF's single page (singlehtml) prints the live figure; it keeps the URIs
-    if app.builder.name != "html" or not body or "optbook-figure-static" not in body:
+    if app.builder.name != "html" or not body or (
+            "optbook-figure-static" not in body and "optbook-static-figure" not in body):
         return
     images = Path(app.outdir) / app.builder.imagedir
 
-    def to_file(match: re.Match) -> str:
-        png = base64.b64decode(match.group(2))
-        name = f"optbook-still-{hashlib.sha256(png).hexdigest()[:16]}.png"
+    def png_file(data: str, prefix: str) -> str:
+        png = base64.b64decode(data)
+        name = f"{prefix}-{hashlib.sha256(png).hexdigest()[:16]}.png"
         images.mkdir(parents=True, exist_ok=True)
         if not (images / name).exists():
             (images / name).write_bytes(png)
-        src = context["pathto"](f"{app.builder.imagedir}/{name}", 1)
-        return f'{match.group(1)} loading="lazy" src="{src}"'
+        return context["pathto"](f"{app.builder.imagedir}/{name}", 1)
 
-    context["body"] = FIGURE_STILL.sub(to_file, body)
+    def to_file(match: re.Match) -> str:
+        return f'{match.group(1)} loading="lazy" src="{png_file(match.group(2), "optbook-still")}"'
+
+    def picture_to_files(match: re.Match) -> str:
+        picture = DATA_PNG.sub(lambda m: png_file(m.group(1), "optbook-figure"), match.group(0))
+        return picture.replace("<img ", '<img loading="lazy" decoding="async" ', 1)
+
+    body = FIGURE_STILL.sub(to_file, body)
+    context["body"] = STATIC_PICTURE.sub(picture_to_files, body)
 
 
 def setup(app: Sphinx) -> dict:

@@ -1,6 +1,7 @@
 """Every figure of chapters 1-7 is numbered, captioned and short (issue 20).
 
-A figure is a code cell whose output is an image or an in-page figure. Its
+A figure is a code cell whose output is an image, an in-page figure or a static
+figure's ``<picture>`` (``optbook-static-figure``, from ``plt.show()``). Its
 caption is the paragraph that opens with ``**Figure N.M`` in the markdown cell
 right after it. The rules the editor's pass set, held here so a later edit
 cannot quietly break them:
@@ -45,7 +46,8 @@ def _is_figure(cell: dict) -> bool:
         data = out.get("data", {})
         if any(k.startswith("image/") for k in data):
             return True
-        if "optbook-figure" in "".join(data.get("text/html", "")):
+        html = "".join(data.get("text/html", ""))
+        if "optbook-figure" in html or "optbook-static-figure" in html:
             return True
     return False
 

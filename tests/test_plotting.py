@@ -139,12 +139,27 @@ def test_use_style_selects_the_inline_format_in_ipython(monkeypatch):
     import IPython
     import matplotlib_inline.backend_inline as inline
 
+    from IPython.core.formatters import DisplayFormatter
+
+    from optbook.figures import responsive
+
+    class Shell:                       # what use_style touches of an IPython shell
+        display_formatter = DisplayFormatter()
+
     calls = []
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
     monkeypatch.setattr(inline, "set_matplotlib_formats", lambda *f: calls.append(f))
-    plotting.use_style()
-    plotting.use_style("svg")
+    fig = Figure()
+    html, png = (Shell.display_formatter.formatters[m] for m in ("text/html", "image/png"))
     plotting.use_style(None)
+    assert calls == []
+    plotting.use_style()
+    assert html.lookup(fig) is responsive.figure_html          # the phone twin (issue 21)
+    assert png.lookup(fig) is responsive._png_formatter        # no second copy of it
+    png.pop(Figure)
+    plotting.use_style("svg")
+    with pytest.raises(KeyError):
+        png.lookup(fig)                                          # svg: the PNG is left alone
     assert calls == [("retina",), ("svg",)]
 
 

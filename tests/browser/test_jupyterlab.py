@@ -44,6 +44,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+STATIC_FIGURE_CELL = ("import matplotlib.pyplot as plt\n"
+                      "from optbook.figures import plotting\n"
+                      "plotting.use_style()\n"
+                      "fig, axes = plotting.subplots(1, 2, size='wide')\n"
+                      "axes[0].plot([0, 1], label='a'); axes[0].legend(fontsize=8)\n"
+                      "axes[1].plot([1, 0]); axes[1].set_xlabel('step')\n"
+                      "fig.suptitle('a static figure')\n"
+                      "plt.show()")
+
+
+def _figures_notebook():
+    """A notebook as the book stores it: a figure's output already in the file
+    (untrusted when opened, so JupyterLab sanitizes its text/html), then a
+    cell that draws one live."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optbook.figures import plotting, responsive
+
+    with plotting.style_context():
+        fig, axes = plotting.subplots(1, 2, size="wide", pyplot=False)
+        axes[0].plot([0, 1])
+        fig.suptitle("a stored figure")
+        html = responsive.figure_html(fig)
+    # as plt.show() stores it: the <picture> alone, no second copy as image/png
+    stored = nbformat.v4.new_code_cell("# a figure stored in the file", outputs=[
+        nbformat.v4.new_output("display_data", data={
+            "text/html": html, "text/plain": "<Figure size 900x340 with 2 Axes>"})])
+    nb = nbformat.v4.new_notebook(cells=[stored, nbformat.v4.new_code_cell(STATIC_FIGURE_CELL)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
@@ -51,6 +84,7 @@ def lab(tmp_path_factory):
     nb.cells = [nbformat.v4.new_markdown_cell(NOTE), nbformat.v4.new_code_cell(FIGURE_CELL)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "scratch.ipynb")
+    nbformat.write(_figures_notebook(), folder / "figures.ipynb")
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder / ".config"),
            "JUPYTER_RUNTIME_DIR": str(folder / ".runtime")}
@@ -119,3 +153,44 @@ def test_figure_is_a_live_widget_with_continuous_sliders_and_myst_renders(lab):
         assert "```" not in markdown and "{note}" not in markdown
         assert "This admonition must render as a box." in markdown
         browser.close()
+
+
+def test_static_figures_show_the_wide_rendering_in_jupyterlab(lab):
+    """A figure's text/html (optbook.figures.responsive's <picture>) looks right
+    in JupyterLab: stored in the file (untrusted: the sanitizer keeps the <img>
+    and drops the <picture>) and drawn live by plt.show() (trusted), the reader
+    sees the wide figure, whole, no wider than the output area."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{lab}/lab/tree/figures.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                               ".jp-Toolbar-kernelStatus", timeout=120_000)
+        time.sleep(2)
+        images = ".jp-OutputArea-output img"
+        page.wait_for_selector(images, timeout=60_000)          # the stored one
+        page.locator(".jp-Notebook .jp-Cell").nth(1).click()
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_function(f"() => document.querySelectorAll('{images}').length >= 2",
+                               timeout=180_000)
+        page.wait_for_function(f"() => [...document.querySelectorAll('{images}')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+        shown = page.evaluate(f"""() => [...document.querySelectorAll('{images}')].map(i => ({{
+            alt: i.alt, width: i.getBoundingClientRect().width, height: i.getBoundingClientRect().height,
+            natural: i.naturalWidth, naturalHeight: i.naturalHeight,
+            area: i.closest('.jp-OutputArea-output').getBoundingClientRect().width,
+            picture: !!i.closest('picture')}}))""")
+        page.screenshot(path=str(Path(os.environ.get("OPTBOOK_SCREENSHOT_DIR", "/tmp"))
+                                 / "jupyterlab-static-figures.png"), full_page=True)
+        browser.close()
+    assert [s["alt"] for s in shown] == ["a stored figure", "a static figure"], shown
+    for s in shown:
+        assert 0 < s["width"] <= s["area"] + 1, s
+        # the wide rendering (1800 px for a 9-inch figure), at its own aspect ratio
+        assert s["natural"] == 1800, s
+        assert abs(s["width"] / s["height"] - s["natural"] / s["naturalHeight"]) < 0.02, s
+    assert shown[1]["picture"]                                  # trusted: the <picture> is kept

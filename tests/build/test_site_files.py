@@ -60,3 +60,37 @@ def test_every_figure_still_is_a_lazy_image_file():
                 problems.append(f"{where} is not a PNG file")
     assert stills >= 10, f"only {stills} figure stills in the whole site"
     assert not problems, "\n".join(problems)
+
+
+PICTURE = re.compile(r'<picture class="optbook-static-figure".*?</picture>', re.S)
+
+
+def test_every_static_figure_rendering_is_a_lazy_image_file():
+    """Both renderings of a notebook's matplotlib figure leave the page too.
+
+    A figure shown with ``plt.show()`` stores a ``text/html`` ``<picture>``
+    (optbook.figures.responsive, issue 21 item 3): the wide PNG in ``<img
+    src>`` and, for a phone, the stacked PNG in ``<source srcset>``, each a
+    data URI. MyST-NB copies that HTML into the page as it is; the build
+    moves every URI into ``_images`` and loads the ``<img>`` lazily, so a
+    chapter stays under its 400 KB budget.
+    """
+    pictures, problems = 0, []
+    for page in _pages():
+        for picture in PICTURE.findall(page.read_text(encoding="utf-8")):
+            pictures += 1
+            where = page.relative_to(SITE)
+            if "data:" in picture:
+                problems.append(f"{where}: a data URI is left in {picture[:80]}")
+                continue
+            img = re.search(r"<img\b[^>]*>", picture).group(0)
+            if 'loading="lazy"' not in img:
+                problems.append(f"{where}: {img[:80]} is not lazy")
+            urls = re.findall(r'\bsrc="([^"]+)"', img)
+            urls += [re.match(r"(\S+) 2x$", s.strip()).group(1)
+                     for s in re.findall(r'\bsrcset="([^"]+)"', picture)]
+            for url in urls:
+                if not (page.parent / url).resolve().read_bytes().startswith(b"\x89PNG"):
+                    problems.append(f"{where}: {url} is not a PNG file")
+    assert pictures >= 10, f"only {pictures} static figures in the whole site"
+    assert not problems, "\n".join(problems)

@@ -173,8 +173,11 @@ def use_style(inline_format: Optional[str] = "retina") -> None:
 
     Inside IPython it also selects the inline figure format via
     ``matplotlib_inline.backend_inline.set_matplotlib_formats`` (default
-    ``"retina"``: a PNG at twice the resolution, shown at normal size).  Pass
-    ``inline_format=None`` to leave the format alone.
+    ``"retina"``: a PNG at twice the resolution, shown at normal size), and
+    registers :func:`optbook.figures.responsive.figure_html` as the
+    ``text/html`` formatter of matplotlib Figures: the site shows the figure
+    as drawn on a wide screen and its panels stacked in one column on a
+    phone.  Pass ``inline_format=None`` to leave both alone.
     """
     import matplotlib as mpl
 
@@ -189,6 +192,10 @@ def use_style(inline_format: Optional[str] = "retina") -> None:
         return
     from matplotlib_inline.backend_inline import set_matplotlib_formats
     set_matplotlib_formats(inline_format)
+    # every shown figure also gets a text/html twin: the figure and, for a
+    # phone, its panels stacked in one column (issue 21; figures.responsive)
+    from . import responsive
+    responsive.register(reuse_png=inline_format == "retina")
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, size: str | tuple = "single",
