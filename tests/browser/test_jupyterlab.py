@@ -110,17 +110,23 @@ def lab(tmp_path_factory):
     proc.wait(timeout=30)
 
 
+def _open_notebook(p, lab: str, name: str):
+    """Chromium on a notebook of the test's JupyterLab, once its kernel is idle."""
+    browser = p.chromium.launch(executable_path=CHROMIUM,
+                                args=["--headless", "--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab}/lab/tree/{name}?reset")   # a fresh workspace: only this notebook open
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                           ".jp-Toolbar-kernelStatus", timeout=120_000)
+    return browser, page
+
+
 def test_figure_is_a_live_widget_with_continuous_sliders_and_myst_renders(lab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{lab}/lab/tree/scratch.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-Toolbar-kernelStatus", timeout=120_000)
+        browser, page = _open_notebook(p, lab, "scratch.ipynb")
         time.sleep(2)                                   # the kernel connects
         # run every cell: Run > Run All Cells
         page.locator(".jp-Notebook").click()
@@ -163,13 +169,7 @@ def test_static_figures_show_the_wide_rendering_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{lab}/lab/tree/figures.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-Toolbar-kernelStatus", timeout=120_000)
+        browser, page = _open_notebook(p, lab, "figures.ipynb")
         time.sleep(2)
         images = ".jp-OutputArea-output img"
         page.wait_for_selector(images, timeout=60_000)          # the stored one
