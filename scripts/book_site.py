@@ -282,7 +282,7 @@ def externalize_figure_stills(app: Sphinx, pagename: str, templatename: str, con
     copies into the page as they are in the notebook's ``text/html``.
     """
     body = context.get("body")
-    # the PDF's single page (singlehtml) prints the live figure; it keeps the URIs
+    # the PDF's single page (singlehtml) is printed, never downloaded: it keeps the URIs
     if app.builder.name != "html" or not body or (
             "optbook-figure-static" not in body and "optbook-static-figure" not in body):
         return
