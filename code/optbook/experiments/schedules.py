@@ -1177,7 +1177,7 @@ def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 
     :func:`optbook.figures.nqm_figure`).
 
     Controls: the shape (constant, cosine, linear, wsd; a menu), WSD's cooldown
-    shape (linear, :math:`1-\sqrt{x}`, cosine; a menu), the final rate of the
+    shape (linear, :math:`1-\sqrt{s}`, cosine; a menu), the final rate of the
     decaying shapes (0 or 10 % of the peak; a menu), the peak rate
     :math:`\eta \in [0.05, 1.99]`, the warmup fraction in :math:`[0, 0.5]`, WSD's
     cooldown fraction in :math:`(0, 1]` (its slider starts at one step) and the
@@ -1210,7 +1210,7 @@ def schedule_figure(shape: str = "wsd", peak: float = 0.5, warmup_frac: float = 
                          "linear", title="WSD's cooldown length as a fraction of the run"),
               param_spec("noise", "noise σ", 0.0, 2.0, noise, "linear",
                          title="gradient noise scale σ")]
-    cooldown_labels = {"linear": "linear", "1-sqrt": "1 − √x", "cosine": "cosine"}
+    cooldown_labels = {"linear": "linear", "1-sqrt": "1 − √s", "cosine": "cosine"}
 
     def draw(shape, cooldown, end_frac, peak, warmup_frac, cooldown_frac, noise):
         return draw_nqm(shape, peak, warmup_frac, cooldown_frac, steps, cooldown=cooldown,
