@@ -136,7 +136,7 @@ def test_live_figure_menus_and_noise_slider_follow_optbook(browser):
         menus = {m: root.locator(f'select[data-optbook-param="{m}"]')
                  for m in ("choice", "cooldown", "end_frac")}
         assert [o.strip() for o in menus["cooldown"].locator("option").all_inner_texts()] == \
-            ["linear", "1 − √x", "cosine"]
+            ["linear", "1 − √s", "cosine"]
         assert [o.strip() for o in menus["end_frac"].locator("option").all_inner_texts()] == \
             ["0", "10 % of peak"]
         steps, mid = spec["steps"], spec["checkpoint"]
