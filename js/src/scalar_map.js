@@ -93,7 +93,7 @@ export function scalarMapFigure(root, spec) {
   const controls = select(root).append("div").attr("class", "optbook-fig-controls").node();
   const head = select(root).append("div").attr("class", "optbook-fig-headline");
   const panels = select(root).append("div").attr("class", "optbook-fig-panels").node();
-  const W = 460, H = 310;
+  const W = 400, H = 290;
   const { svg, inner } = svgPanel(panels, W, H, { left: 46, right: 14, top: 24, bottom: 38 });
   svg.attr("aria-label", `${spec.yLabel} against ${spec.xLabel} (log axis)`);
   const x = scaleLog(spec.domain, [inner.x0, inner.x1]);
@@ -146,7 +146,7 @@ export function scalarMapFigure(root, spec) {
 
   const readout = select(root).append("ul").attr("class", "optbook-fig-readout").attr("aria-live", "polite");
   const items = [0, 1, 2].map(() => readout.append("li"));
-  const legend = select(root).append("ul").attr("class", "optbook-fig-readout");
+  const legend = select(root).append("ul").attr("class", "optbook-fig-key");
   const key = (color, text, dash) => {
     const li = legend.append("li");
     li.append("span").attr("class", "optbook-fig-swatch").style("background", dash ? "none" : color)
