@@ -48,7 +48,8 @@ NOTEBOOK_SPECS = notebook_specs()
 
 def test_the_schema_is_a_schema():
     jsonschema.Draft202012Validator.check_schema(F.schema())
-    assert F.schema()["properties"]["kind"]["enum"] == ["paths", "phase", "schedule", "runs", "heatmap"]
+    assert F.schema()["properties"]["kind"]["enum"] == ["paths", "phase", "schedule", "runs", "heatmap",
+                                                          "scalar_map"]
 
 
 def test_each_kind_names_its_two_modules():
@@ -69,8 +70,9 @@ def test_every_notebook_spec_validates(spec):
 
 
 def _chapter_figures():
-    from optbook.experiments import adam, foundations, momentum, schedules, sgd
+    from optbook.experiments import adam, foundations, matrix, momentum, schedules, sgd
     return {
+        "newton_schulz_explorer": matrix.newton_schulz_explorer,
         "gd_learning_rate_explorer": lambda: foundations.gd_learning_rate_explorer(steps=20),
         "sgd_noise_figure": lambda: sgd.sgd_noise_figure(steps=20),
         "momentum_figure": momentum.momentum_figure,
@@ -114,6 +116,24 @@ def test_broken_specs_are_refused_with_the_key_named(paths_spec, change, message
     change(paths_spec)
     with pytest.raises(ValueError, match=message):
         F.validate(paths_spec)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["choices"][0].update(coefficients=[1.0, 2.0]),
+     r"at choices/0/coefficients: \[1.0, 2.0\] is too short"),
+    (lambda s: s["params"].pop(), r"at params: .* is too short"),
+    (lambda s: s.update(domain=[0.0, 1.0]), r"at domain/0: 0.0 is less than or equal to"),
+    (lambda s: s.update(reference={"label": "r", "coefficients": [1, 0, 0]}),
+     r"at reference: .* is not valid under any of the given schemas"),
+    (lambda s: s.update(samples=1), r"at samples: 1 is less than the minimum of 2"),
+])
+def test_broken_scalar_map_specs_are_refused_with_the_key_named(change, message):
+    from optbook.experiments import matrix
+    spec = json.loads(json.dumps(matrix.newton_schulz_explorer().spec))
+    F.validate(spec)
+    change(spec)
+    with pytest.raises(ValueError, match=message):
+        F.validate(spec)
 
 
 def test_an_unknown_kind_is_refused():

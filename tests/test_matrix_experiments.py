@@ -224,17 +224,10 @@ def test_classical_quintic_converges_to_one():
                                                     M.QUINTIC_NEWTON_SCHULZ), 1.0, atol=1e-12)
 
 
-def test_newton_schulz_explorer_frames():
-    import matplotlib
-    matplotlib.use("Agg")
+def test_newton_schulz_explorer_is_an_in_page_figure():
+    """Its presets are the chapter's coefficient sets; the rest is tests/test_scalar_map_figure.py."""
     ex = M.newton_schulz_explorer()
-    assert list(ex.grid["steps"]) == [1, 2, 3, 4, 5, 6, 8, 10]
-    assert list(ex.grid["coefficients"]) == list(M.NS_CHOICES)
-    fig = M.draw_singular_value_map(list(M.NS_CHOICES)[1], 3)
-    line = fig.axes[0].lines[2]                    # the chosen map
-    np.testing.assert_allclose(line.get_ydata(), M.singular_value_map(line.get_xdata(), 3,
-                                                                      M.CUBIC_COEFFICIENTS))
-    with pytest.raises(ValueError, match="Invalid coefficients"):
-        M.draw_singular_value_map("quartic", 3)
-    with pytest.raises(ValueError, match="at least 5 values"):
-        M.newton_schulz_explorer(steps=(1, 2))
+    assert ex.spec["kind"] == "scalar_map"
+    assert [tuple(c["coefficients"]) for c in ex.spec["choices"]] == list(M.NS_CHOICES.values())
+    with pytest.raises(ValueError, match="Invalid steps"):
+        M.newton_schulz_explorer(steps=11)

@@ -10,6 +10,7 @@
 //   schedule  nqm.js      (optbook/figures/nqm.py)      a schedule and its noisy-quadratic loss
 //   runs      runs.js     (optbook/figures/runs.py)     stored curves over a grid
 //   heatmap   heatmap.js  (optbook/figures/heatmap.py)  a stored 2-D grid
+//   scalar_map scalar_map.js (optbook/figures/scalar_map.py) an odd quintic iterated k times
 // The spec of each is defined once, in code/optbook/figures/spec.schema.json;
 // spec.js checks a spec against it before the figure is mounted.
 
@@ -18,6 +19,7 @@ import { phaseFigure } from "./phase.js";
 import { scheduleFigure, nqmSchedule, nqmLoss } from "./nqm.js";
 import { runsFigure } from "./runs.js";
 import { heatmapFigure } from "./heatmap.js";
+import { scalarMapFigure, iterateMap, mapSummary, sampleGrid } from "./scalar_map.js";
 import { RULES, makeRule } from "./rules.js";
 import { SCHEDULES, makeRate } from "./schedules.js";
 import { LANDSCAPES, makeLandscape } from "./landscapes.js";
@@ -26,7 +28,7 @@ import { CSS } from "./style.js";
 import { checkSpec } from "./spec.js";
 
 export const KINDS = { paths: pathFigure, phase: phaseFigure, schedule: scheduleFigure, runs: runsFigure,
-                heatmap: heatmapFigure };
+                heatmap: heatmapFigure, scalar_map: scalarMapFigure };
 
 function addStyle() {
   if (document.getElementById("optbook-figure-style")) return;
@@ -62,7 +64,8 @@ export function mountAll(doc = document) {
 
 if (typeof window !== "undefined") {
   window.optbookFigures = { RULES, SCHEDULES, LANDSCAPES, makeRule, makeRate, makeLandscape,
-                            trajectory, runAll, mount, mountAll, nqmSchedule, nqmLoss };
+                            trajectory, runAll, mount, mountAll, nqmSchedule, nqmLoss,
+                            iterateMap, mapSummary, sampleGrid };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => mountAll());
   else mountAll();
 }

@@ -12,8 +12,8 @@ export const CSS = `
 .optbook-fig-title{font-size:12px}
 .optbook-fig-axis{font-size:11px}
 .optbook-fig-tip{font-size:10px;font-family:monospace}
-.optbook-fig-readout{list-style:none;padding:0;margin:.2em 0;font-size:.85em;font-family:monospace}
-.optbook-fig-readout li{margin:0}
+.optbook-fig-readout,.optbook-fig-key{list-style:none;padding:0;margin:.2em 0;font-size:.85em;font-family:monospace}
+.optbook-fig-readout li,.optbook-fig-key li{margin:0}
 .optbook-fig-swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:-.1em}
 .optbook-phase-region{stroke:none}
 .optbook-fig-hover{font-size:.8em;font-family:monospace;min-height:2.6em;margin:.2em 0;overflow-wrap:anywhere}

@@ -26,6 +26,7 @@ const READERS = {
   schedule: ["nqm.js"],
   runs: ["runs.js"],
   heatmap: ["heatmap.js"],
+  scalar_map: ["scalar_map.js"],
 };
 
 function keysRead(file) {
@@ -98,4 +99,8 @@ test("broken specs are refused with the key named", () => {
                 /\/optimizers\/0\/rule: "adamax" is not one of/);
   assert.throws(() => checkSpec({ ...paths, kind: "pie" }), /unknown kind "pie"/);
   assert.deepEqual(errors({ a: 1 }, { type: "object", required: ["b"] }), ['(top level): missing required key "b"']);
+  const [, map] = notebookSpecs().find(([, s]) => s.kind === "scalar_map");
+  assert.throws(() => checkSpec({ ...map, choices: [{ label: "x", coefficients: [1, 2] }] }),
+                /invalid scalar_map spec at \/choices\/0\/coefficients: fewer than 3 items/);
+  assert.throws(() => checkSpec({ ...map, domain: [0, 1] }), /\/domain\/0: 0 <= 0/);
 });

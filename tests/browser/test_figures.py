@@ -15,6 +15,10 @@ every request to another host blocked and recorded.  For every figure:
   the figure's current values (``optbook.figures.spec.spec_runs``, Python), so
   a readout that did not follow the control, or followed it wrongly, fails;
 * the phase diagram responds to a click: η L and β jump to the clicked point;
+* chapter 5.3's Newton–Schulz map (kind ``scalar_map``): at every stop its
+  readout equals ``optbook.figures.scalar_map.summary`` at the figure's values
+  (``scalar_map_readout.check_readout``); its step count is an integer slider
+  with one position per value;
 * a figure of stored runs (kind ``runs``) is walked through every position of
   every slider and menu (``stored_readout.walk_runs_figure``: the readout list
   must be exactly what its stored numbers say, and change at every position),
@@ -40,6 +44,7 @@ import pytest
 
 
 from figure_runs import runs_at
+from scalar_map_readout import check_readout as check_scalar_map_readout
 from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_runs_figure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +136,9 @@ def _check_against_optbook(root, spec):
     """The readout equals optbook's runs at the figure's current values (3 significant digits)."""
     if spec["kind"] == "schedule":
         return _check_schedule_figure(root, spec)
+    if spec["kind"] == "scalar_map":             # chapter 5.3's Newton–Schulz map
+        check_scalar_map_readout(root, spec)
+        return
     state = root.evaluate("""r => ({values: r.optbookFigure.values,
         choice: r.querySelector("select") ? r.querySelector("select").selectedIndex : 0})""")
     land, runs = runs_at(spec, state)
@@ -165,7 +173,10 @@ def _check_slider(page, root, spec, control, param):
         page.keyboard.press(key)
         stop()
     top = int(control.get_attribute("max"))
-    assert top >= 50, f"{label}: {top + 1} positions (need >= 50 or continuous)"
+    if param["scale"] == "int":                   # a count: every value has a position
+        assert top == param["max"] - param["min"] and top >= 4, f"{label}: {top + 1} positions"
+    else:
+        assert top >= 50, f"{label}: {top + 1} positions (need >= 50 or continuous)"
     for k in range(SWEEP + 1):
         control.fill(str(round(k * top / SWEEP)))      # fires input, like a drag
         stop()

@@ -38,6 +38,9 @@ NOTE = "```{note}\nThis admonition must render as a box.\n```"
 FIGURE_CELL = "from optbook.experiments import adam as A\n\nA.adam_betas_figure(steps=40)"
 
 
+NEWTON_SCHULZ_CELL = "from optbook.experiments import matrix as MX\n\nMX.newton_schulz_explorer()"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,6 +88,9 @@ def lab(tmp_path_factory):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "scratch.ipynb")
     nbformat.write(_figures_notebook(), folder / "figures.ipynb")
+    ns = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NEWTON_SCHULZ_CELL)])
+    ns.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    nbformat.write(ns, folder / "newton_schulz.ipynb")
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(folder / ".config"),
            "JUPYTER_RUNTIME_DIR": str(folder / ".runtime")}
@@ -194,3 +200,40 @@ def test_static_figures_show_the_wide_rendering_in_jupyterlab(lab):
         assert s["natural"] == 1800, s
         assert abs(s["width"] / s["height"] - s["natural"] / s["naturalHeight"]) < 0.02, s
     assert shown[1]["picture"]                                  # trusted: the <picture> is kept
+
+
+def test_newton_schulz_figure_is_live_in_jupyterlab(lab):
+    """Chapter 5.3's scalar_map figure in JupyterLab: the kernel's widget (a preset
+    menu linked to the coefficient sliders, k, the image and the readout) responds:
+    choosing the classical cubic moves a to 1.5, redraws the image, and the readout
+    gives the cubic's numbers (optbook.figures.scalar_map.readout_lines)."""
+    from playwright.sync_api import sync_playwright
+
+    from optbook.experiments import matrix as MX
+    from optbook.figures import scalar_map as SM
+
+    spec = MX.newton_schulz_explorer().spec
+    cubic = SM.readout_lines(spec, *MX.CUBIC_COEFFICIENTS, 5)
+    with sync_playwright() as p:
+        browser, page = _open_notebook(p, lab, "newton_schulz.ipynb")
+        time.sleep(2)
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
+        menu = page.locator(".jupyter-widgets select").first
+        menu.wait_for(timeout=180_000)
+        image = page.locator(".jupyter-widgets img, .widget-image").first
+        image.wait_for(timeout=60_000)
+        before = image.get_attribute("src")
+        readout = page.locator(".widget-html-content").last
+        assert readout.inner_text().splitlines()[0] == \
+            SM.readout_lines(spec, *MX.NS_COEFFICIENTS, 5)[0]
+        menu.select_option(label="classical cubic")
+        page.wait_for_function(
+            "([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old; }",
+            arg=[".jupyter-widgets img, .widget-image", before], timeout=60_000)
+        page.wait_for_function("([sel, want]) => document.querySelectorAll(sel)[document"
+                               ".querySelectorAll(sel).length - 1].innerText.includes(want)",
+                               arg=[".widget-html-content", cubic[0]], timeout=60_000)
+        assert readout.inner_text().splitlines() == cubic
+        assert page.locator(".widget-readout").first.inner_text() == "1.5000"   # a
+        browser.close()

@@ -47,14 +47,14 @@ from ..shampoo import matrix_inverse_root, scale_by_shampoo
 from ..shampoo import shampoo as shampoo_optimizer
 from ..soap import scale_by_soap
 from ..soap import soap as soap_optimizer
-from ..figures import Explorer, plotting
+from ..figures import scalar_map_figure
 from .reruns import Rerun
 
 __all__ = ["QUADRATIC", "MatrixQuadratic", "matrix_quadratic", "METHODS", "GRIDS",
            "quadratic_run", "tune", "tuned_table", "tuned_curves", "print_tuned", "PILOT",
            "print_pilot", "polar_factor",
            "shampoo_one_step", "singular_value_map", "NS_CHOICES", "QUINTIC_NEWTON_SCHULZ",
-           "draw_singular_value_map", "newton_schulz_explorer", "STATE_FORMULAS", "state_floats",
+           "newton_schulz_explorer", "STATE_FORMULAS", "state_floats",
            "measured_state_floats", "quadratic_rerun", "RERUNS"]
 
 QUADRATIC = dict(m=32, n=24, kappa=1e3)
@@ -366,45 +366,26 @@ with slope 15/8 at 0."""
 NS_CHOICES = {"Jordan's quintic (3.4445, −4.7750, 2.0315)": NS_COEFFICIENTS,
               "classical cubic (1.5, −0.5, 0)": CUBIC_COEFFICIENTS,
               "classical quintic (15/8, −10/8, 3/8)": QUINTIC_NEWTON_SCHULZ}
-"""The coefficient sets of :func:`newton_schulz_explorer`'s menu."""
+"""The coefficient presets of :func:`newton_schulz_explorer`'s menu."""
 
 
-def draw_singular_value_map(coefficients: str, steps: int, pyplot: bool = False):
-    """One frame: ``s -> p^steps(s)`` for the coefficients named ``coefficients``
-    (a key of :data:`NS_CHOICES`), with Jordan's five steps as a grey reference."""
-    if coefficients not in NS_CHOICES:
-        raise ValueError(f"Invalid coefficients: {coefficients!r} "
-                         f"(expected one of {tuple(NS_CHOICES)})")
-    steps = _check_int("steps", steps, 0)
-    s = np.geomspace(1e-4, 1, 400)
-    fig, ax = plotting.subplots(size="single", pyplot=pyplot)
-    ax.plot(s, singular_value_map(s, 5, NS_COEFFICIENTS), color="0.7", linewidth=1,
-            label="Jordan's quintic, 5 steps (reference)")
-    ax.plot(s, s, ":", color="0.5", linewidth=0.8, label="no step ($p^0(s) = s$)")
-    ax.plot(s, singular_value_map(s, steps, NS_CHOICES[coefficients]), color="#332288",
-            linewidth=2, label=f"{coefficients.split(' (')[0]}, {steps} step{'s' * (steps != 1)}")
-    ax.axhline(1, color="0.5", linewidth=0.6)
-    ax.set(xscale="log", ylim=(0, 1.35), xlabel="singular value $s$ of $X_0$ (normalized)",
-           ylabel="singular value after the steps", title="Newton–Schulz on singular values")
-    ax.legend(fontsize=7, loc="upper left")
-    return fig
+def newton_schulz_explorer(steps: int = 5, max_steps: int = 10):
+    """Figure: where ``k`` Newton--Schulz steps send each normalized singular value.
 
-
-def newton_schulz_explorer(steps: Sequence[int] = (1, 2, 3, 4, 5, 6, 8, 10)) -> Explorer:
-    """Figure: where Newton--Schulz sends each singular value, with the coefficient set
-    (menu, :data:`NS_CHOICES`) and the number of steps (slider) as controls.
-
-    A spec-less :class:`optbook.figures.Explorer`: the page swaps pre-drawn frames;
-    in Jupyter the kernel redraws.
+    An in-page figure of kind ``scalar_map`` (:func:`optbook.figures.scalar_map_figure`):
+    a menu of the coefficient sets of :data:`NS_CHOICES` (Jordan's quintic first),
+    sliders for ``a``, ``b``, ``c`` and ``k`` (1 to ``max_steps``, ``steps`` first),
+    a log axis of ``s`` from 1e-4 to 1 with dots at 0.001 and 0.01, Jordan's five
+    steps in grey, and a readout of where the dots go, the smallest ``s`` that
+    reaches 0.7 and the largest value.  The page recomputes it on every move; in
+    Jupyter the kernel does (:class:`optbook.figures.scalar_map.ScalarMapExplorer`).
     """
-    steps = [_check_int("steps", k, 0) for k in steps]
-    if len(steps) < 5:
-        raise ValueError(f"Invalid steps: {steps!r} (a slider needs at least 5 values)")
-    names = list(NS_CHOICES)
-    return Explorer(draw_singular_value_map, {"coefficients": names, "steps": steps},
-                    defaults={"coefficients": names[0], "steps": 5 if 5 in steps else steps[0]},
-                    labels={"coefficients": "coefficients", "steps": "steps"},
-                    title="Newton–Schulz as a map on singular values")
+    return scalar_map_figure(
+        [(name.split(" (")[0], coefficients) for name, coefficients in NS_CHOICES.items()],
+        steps=steps, max_steps=max_steps, reference=("Jordan's quintic, 5 steps (reference)",
+                                                     NS_COEFFICIENTS, 5),
+        title="Newton–Schulz on singular values",
+        x_label="singular value s of X₀ (normalized)", y_label="singular value after k steps")
 
 
 def quadratic_rerun(steps: int, seeds: Sequence[int], methods: Sequence[str]) -> dict:

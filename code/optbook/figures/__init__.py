@@ -13,6 +13,8 @@ module             what it holds                                               p
 ``nqm``            kind ``schedule``: a schedule and its noisy-quadratic loss  ``nqm.js``
 ``runs``           kind ``runs``: stored curves over a grid of settings        ``runs.js``
 ``heatmap``        kind ``heatmap``: a stored 2-D grid of results              ``heatmap.js``
+``scalar_map``     kind ``scalar_map``: an odd quintic iterated k times on a   ``scalar_map.js``
+                   log axis (Newton--Schulz on singular values)
 ``explorer``       :class:`Explorer`, the object every kind returns
 ``kernel``         the Jupyter side: the live ipywidgets box
 ``static``         the fallback without scripts: image + note (+ spec JSON)
@@ -63,7 +65,9 @@ from .nqm import nqm_figure
 from .paths import optimizer_entry, optimizer_explorer, optimizer_runs, spec_figure
 from .phase import phase_figure
 from .runs import Axis, Curve, Mark, Panel, Series, curves_figure
+from .scalar_map import scalar_map_figure
 
 __all__ = ["Explorer", "plotting", "spec", "optimizer_explorer", "optimizer_runs", "spec_figure",
            "optimizer_entry", "phase_figure", "nqm_figure", "curves_figure", "heatmap_figure",
+           "scalar_map_figure",
            "Axis", "Curve", "Mark", "Panel", "Series"]
