@@ -4,7 +4,10 @@
 backend (CPU) once per session; each runs :func:`worker`, which trains every
 case of :data:`CASES` on every model of :data:`MODELS` under every engine of
 :data:`ENGINES`, each rank seeing its half of the batch, and rank 0 writes the
-resulting parameters (or the error a run stopped with) to one file. The test
+resulting parameters (or the error a run stopped with) to one file. Then it
+spawns :data:`WORLD_4` processes for the engines of :data:`ENGINES_4` (FSDP2
+from the start, and FSDP2 resumed from the checkpoints the 2-rank FSDP2+DCP
+cells saved) on the MLP, whose three layers have empty shards there. The test
 process trains the same cases on the whole batch in one process
 (:func:`train_single`) and compares.
 
@@ -19,6 +22,7 @@ every engine, so a mismatch elsewhere belongs to optbook, not to the harness.
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime
 import os
 import time
@@ -33,17 +37,25 @@ import torch.nn.functional as F
 import optbook
 import optbook.torch as obt
 
-WORLD = 2
+WORLD = 2    # the ranks of ENGINES; the worker sets it to the world it joins
+WORLD_4 = 4  # the ranks of ENGINES_4
 STEPS = 5
 RESUME_AT = 3  # ZeRO-1 and FSDP2 + DCP save after this many steps and resume
 BATCH = 8      # the whole batch; each rank takes BATCH // WORLD rows
 MICRO = 2      # DDP: micro-batches per step, accumulated under no_sync
 # How long a rank waits in a collective: an error on one rank only ends the run after
 # this; generous, since a machine shared by many jobs can starve a rank for a while
-TIMEOUT = datetime.timedelta(seconds=180)
+# (HARNESS_TIMEOUT=<seconds> shortens it when debugging a rank that fails alone)
+TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("HARNESS_TIMEOUT", 180)))
 DT = torch.float64
 ENGINES = ("DDP", "ZeRO-1", "FSDP2", "FSDP2+DCP")
+# on WORLD_4 ranks: FSDP2 from the start, and FSDP2 loading the checkpoints FSDP2+DCP
+# saved on WORLD ranks after RESUME_AT steps (torch.distributed.checkpoint reshards)
+ENGINES_4 = ("FSDP2", "DCP 2->4")
 MODELS = ("mlp", "transformer")
+# on WORLD_4 ranks the MLP alone: it has the uneven and the empty shards (the
+# Transformer block's layers add none that the MLP lacks), at half the time
+MODELS_4 = ("mlp",)
 
 
 # --- models and data ------------------------------------------------------------
@@ -51,11 +63,14 @@ MODELS = ("mlp", "transformer")
 def make_model(kind: str) -> torch.nn.Module:
     """The same initial weights on every rank and in the test process (seeded).
 
-    Widths are odd so that FSDP2's shards (dim 0 split in WORLD chunks) are uneven."""
+    Widths are odd so that FSDP2's shards (dim 0 split in torch.chunk's ceil(m/N)
+    rows per rank) are uneven, and the MLP's head has one output (a regression or
+    value head): on 2 ranks one rank holds its one row and the other none; on 4
+    ranks the MLP's 9, 5 and 1 rows give 3+3+3+0, 2+2+1+0 and 1+0+0+0."""
     torch.manual_seed(0)
     if kind == "mlp":
         model = torch.nn.Sequential(torch.nn.Linear(6, 9), torch.nn.Tanh(),
-                                    torch.nn.Linear(9, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+                                    torch.nn.Linear(9, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
     elif kind == "transformer":
         model = torch.nn.Sequential(
             torch.nn.Linear(6, 8),
@@ -73,7 +88,7 @@ def make_batches(kind: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One (inputs, targets) batch per step."""
     gen = torch.Generator().manual_seed(1)
     shape = (BATCH, 6) if kind == "mlp" else (BATCH, 3, 6)
-    out_shape = shape[:-1] + (3,)
+    out_shape = shape[:-1] + ((1,) if kind == "mlp" else (3,))
     return [(torch.randn(shape, generator=gen, dtype=DT),
              torch.randn(out_shape, generator=gen, dtype=DT)) for _ in range(STEPS)]
 
@@ -150,6 +165,15 @@ def _optbook_clip(params):
     return obt.clip_grad_norm_(params, CLIP)
 
 
+CLIP_INF = 0.01  # below every largest |gradient entry| of these runs
+
+
+def _optbook_clip_inf(params):
+    # the largest |entry|: on a rank whose shard is empty there is none (the inf-norm
+    # of an empty tensor is an error in torch); foreach=True takes the foreach route
+    return obt.clip_grad_norm_(params, CLIP_INF, norm_type=float("inf"), foreach=True)
+
+
 # SOAP declares "gather" like Shampoo and Muon but is not compared here: its first
 # eigenbasis comes from rank-deficient statistics, so the last-bit differences of an
 # all-reduced gradient pick other null-space eigenvectors and the runs part far beyond
@@ -186,6 +210,8 @@ CASES = (
     Case("AdamWScheduleFree", obt.AdamWScheduleFree, dict(lr=1e-2), train_mode=True),
     Case("optbook clip_grad_norm_ (+ torch.optim.AdamW)", torch.optim.AdamW,
          dict(lr=1e-2, weight_decay=0.1), clip=_optbook_clip),
+    Case("optbook clip_grad_norm_, inf-norm, foreach", torch.optim.AdamW,
+         dict(lr=1e-2, weight_decay=0.1), clip=_optbook_clip_inf),
     Case("ChainOptimizer, a reader's own link", _OwnLink, dict(lr=1e-2)),
     Case("the same, declared 'gather'", _OwnLinkGathered, dict(lr=1e-2)),
 )
@@ -239,23 +265,29 @@ def resume_single(case_name: str, kind: str, checkpoint: str) -> dict:
     """Load a checkpoint that FSDP2 wrote on WORLD ranks after RESUME_AT steps into one
     process (a plain model, whole tensors: torch.distributed.checkpoint reassembles the
     shards), and train the remaining steps on the whole batch."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
     case = _case(case_name)
     model = make_model(kind)
     opt = case.make(_params(case, model), **case.kwargs)
     _start(case, opt)
-    model_state, optim_state = get_state_dict(model, opt)
-    state = {"model": model_state, "optim": optim_state}
     with warnings.catch_warnings():  # "... assuming the intent is to load in a single process"
         warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
-        dcp.load(state, checkpoint_id=checkpoint, no_dist=True)
-    set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        _load(model, opt, checkpoint, no_dist=True)
     norms = []
     for x, y in make_batches(kind)[RESUME_AT:]:
         loss_of(model, x, y).backward()
         _step(case, model, opt, norms)
     return {"params": [p.detach().clone() for p in model.parameters()], "norms": norms}
+
+
+def _load(model, opt, checkpoint: str, no_dist: bool = False) -> None:
+    """Load model and optimizer from a torch.distributed.checkpoint directory (saved on
+    any number of ranks: each tensor is resharded to the layout of ``model``'s)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    model_state, optim_state = get_state_dict(model, opt)
+    state = {"model": model_state, "optim": optim_state}
+    dcp.load(state, checkpoint_id=checkpoint, no_dist=no_dist)
+    set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
 def checkpoint_of(scratch: str, kind: str, case_name: str) -> str:
@@ -336,7 +368,7 @@ def _run_fsdp(case, kind, rank, scratch, resume_at=None):
     """FSDP2; with ``resume_at``, save model and optimizer with torch.distributed.checkpoint
     after that many steps, load them into a new model and optimizer, go on."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import get_state_dict
     model = _fsdp_model(kind)
     opt = case.make(_params(case, model), **case.kwargs)
     _start(case, opt)
@@ -348,11 +380,7 @@ def _run_fsdp(case, kind, rank, scratch, resume_at=None):
             model = _fsdp_model(kind)
             opt = case.make(_params(case, model), **case.kwargs)
             _start(case, opt)
-            model_state, optim_state = get_state_dict(model, opt)
-            state = {"model": model_state, "optim": optim_state}
-            dcp.load(state, checkpoint_id=scratch)
-            set_state_dict(model, opt, model_state_dict=state["model"],
-                           optim_state_dict=state["optim"])
+            _load(model, opt, scratch)
         loss_of(model, _shard(x, rank), _shard(y, rank)).backward()
         _step(case, model, opt, norms)
     return {"params": [p.full_tensor().detach().clone() for p in model.parameters()],
@@ -363,6 +391,51 @@ def _run_fsdp_dcp(case, kind, rank, scratch):
     return _run_fsdp(case, kind, rank, scratch, resume_at=RESUME_AT)
 
 
+def _run_fsdp_resumed(case, kind, rank, scratch, source):
+    """FSDP2 on this world, from the checkpoint FSDP2+DCP saved on another number of
+    ranks after RESUME_AT steps (under ``source``); the remaining steps. ``norms``
+    holds the remaining steps' only."""
+    model = _fsdp_model(kind)
+    opt = case.make(_params(case, model), **case.kwargs)
+    _start(case, opt)
+    checkpoint = checkpoint_of(source, kind, case.name)
+    # a cell refused on WORLD ranks saved nothing: it runs from the initial weights,
+    # so it can only be refused again or differ ("loaded" says which it was)
+    loaded = os.path.isfile(os.path.join(checkpoint, ".metadata"))
+    if loaded:
+        _load(model, opt, checkpoint)
+    norms = []
+    for x, y in make_batches(kind)[RESUME_AT:]:
+        loss_of(model, _shard(x, rank), _shard(y, rank)).backward()
+        _step(case, model, opt, norms)
+    return {"params": [p.full_tensor().detach().clone() for p in model.parameters()],
+            "norms": norms, "loaded": loaded}
+
+
+def muon_gathered(rank: int, kind: str = "mlp") -> list[str]:
+    """Under FSDP2, the names of the parameters whose parameter or gradient one step
+    of Muon (+ AdamW groups) gathers whole (``DTensor.full_tensor``): its Muon groups'
+    alone, if the AdamW groups run on their shards."""
+    from unittest import mock
+    from torch.distributed.tensor import DTensor
+    case = _case("Muon (+ AdamW groups)")
+    model = _fsdp_model(kind)
+    opt = case.make(_params(case, model), **case.kwargs)
+    x, y = make_batches(kind)[0]
+    loss_of(model, _shard(x, rank), _shard(y, rank)).backward()
+    names = {id(t): name for name, p in model.named_parameters() for t in (p, p.grad)}
+    gathered, full_tensor = set(), DTensor.full_tensor
+
+    def spy(self, *args, **kwargs):
+        if id(self) in names:
+            gathered.add(names[id(self)])
+        return full_tensor(self, *args, **kwargs)
+
+    with mock.patch.object(DTensor, "full_tensor", spy):
+        opt.step()
+    return sorted(gathered)
+
+
 _ENGINE_RUNS = {"DDP": _run_ddp, "ZeRO-1": _run_zero, "FSDP2": _run_fsdp,
                 "FSDP2+DCP": _run_fsdp_dcp}
 
@@ -371,8 +444,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:600]
 
 
-def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
-    """One rank: every (engine, model, case); rank 0 saves ``{(engine, model, case): result}``.
+def worker(rank: int, init_file: str, out_path: str, scratch: str, world: int = WORLD,
+           engines: tuple[str, ...] = ENGINES, source: str | None = None,
+           models: tuple[str, ...] = MODELS) -> None:
+    """One rank of ``world``: every (engine of ``engines``, model of ``models``, case); rank 0 saves
+    ``{(engine, model, case): result}``, and ``"muon_gathered"``
+    (:func:`muon_gathered`) when FSDP2 is among the engines. ``source``: the
+    ``scratch`` of a run whose FSDP2+DCP cells saved their checkpoints, which the
+    engine "DCP 2->4" loads.
 
     A result is ``{"params": [...], "norms": [...]}`` (``norms``: what clipping returned)
     or ``{"error": "...", "refused": bool}``
@@ -382,15 +461,19 @@ def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
     Debugging: ``HARNESS_ONLY=FSDP2,LAMB`` runs the cells naming one of these words,
     ``HARNESS_DEBUG=1`` prints each cell and each error as it happens."""
     import torch.distributed as dist
+    global WORLD
+    WORLD = world  # read by _shard (this process is the rank's own interpreter)
+    runs = {**_ENGINE_RUNS, "DCP 2->4": functools.partial(_run_fsdp_resumed, source=source)}
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD, timeout=TIMEOUT)
-    results = {"seconds": {}, "scratch": scratch}  # and each engine's wall time
+                            world_size=world, timeout=TIMEOUT)
+    results = {"seconds": {}, "scratch": scratch, "world": world}  # and each engine's time
     try:
         only = [w for w in os.environ.get("HARNESS_ONLY", "").split(",") if w]
-        for engine, run in _ENGINE_RUNS.items():
+        for engine in engines:
+            run = runs[engine]
             start = time.perf_counter()
-            for kind in MODELS:
+            for kind in models:
                 for case in CASES:
                     if only and not {engine, kind, case.name} & set(only):
                         continue
@@ -411,6 +494,8 @@ def worker(rank: int, init_file: str, out_path: str, scratch: str) -> None:
                             print(rank, results[key]["traceback"], flush=True)
                     dist.barrier()
             results["seconds"][engine] = time.perf_counter() - start
+        if "FSDP2" in engines:
+            results["muon_gathered"] = muon_gathered(rank)
         if rank == 0:
             torch.save(results, out_path)
     finally:

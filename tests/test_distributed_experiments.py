@@ -281,21 +281,33 @@ def test_stored_state_per_rank(gloo):
         assert f[name]["state_bytes"] == [copies * p // 2] * 2, name  # FSDP2 halves it
     for name in ("Muon (+ AdamW groups)", "Shampoo (Adam grafting)", "SOAP"):
         assert f[name]["sharding"] == "gather"
+    for name in ("Shampoo (Adam grafting)", "SOAP"):
         # gather: the whole state on every rank, as in one process
         single = DI.measure_state([name])[name]["state_bytes"]
         assert f[name]["state_bytes"] == [single] * 2, name
+    # Muon gathers its Muon group only: the hidden matrix's momentum whole on every
+    # rank, the AdamW group's two moments (output layer, biases) halved
+    (a, b), (c, d) = MATRICES
+    assert f["Muon (+ AdamW groups)"]["state_bytes"] == [
+        4 * (a * b + (2 * c * d + 2 * sum(VECTORS)) // 2)] * 2
 
 
 def test_stored_communication_follows_the_declarations(gloo):
     p = gloo["param_bytes"]
     n_tensors = len(MATRICES) + len(VECTORS)
     for name, r in gloo["fsdp2"].items():
-        if r["sharding"] == "elementwise" and name not in ("SophiaG", DI.CLIP_CASE):
-            assert r["bytes_per_step"] == 0, name
-        if r["sharding"] == "gather":
+        if r["sharding"] == "elementwise" and name != DI.CLIP_CASE:
+            assert r["bytes_per_step"] == 0, name  # SophiaG too: its test is local
+        if r["sharding"] == "gather" and name != "Muon (+ AdamW groups)":
             # the parameter and its gradient gathered: twice the parameters' bytes
             assert r["bytes_per_step"] == 2 * p
             assert r["ops_per_step"] == {"all_gather_into_tensor.default": 2 * n_tensors}
+    # Muon gathers the hidden matrix and its gradient only (its AdamW group runs on
+    # its shards): twice the matrix's bytes
+    (a, b), _ = MATRICES
+    muon = gloo["fsdp2"]["Muon (+ AdamW groups)"]
+    assert muon["bytes_per_step"] == 2 * 4 * a * b
+    assert muon["ops_per_step"] == {"all_gather_into_tensor.default": 2}
     lamb = gloo["fsdp2"]["LAMB"]
     assert lamb["ops_per_step"] == {"all_reduce.default": 2 * n_tensors}  # two norms
     assert lamb["bytes_per_step"] == 2 * n_tensors * 4                     # float32 scalars
@@ -303,12 +315,15 @@ def test_stored_communication_follows_the_declarations(gloo):
 
 
 def test_stored_matrix_has_no_wrong_cell():
-    m = reruns.load("07-distributed-matrix")["results"]
-    assert m["order"] and set(m["order"]) == set(m["cells"])
-    for case, row in m["cells"].items():
-        assert set(row) == set(m["engines"])
-        for cell in row.values():
-            assert cell.startswith("pass ") or cell == "refuses", (case, cell)
+    stored = reruns.load("07-distributed-matrix")["results"]
+    assert stored["four_ranks"]["engines"] == ["FSDP2", "DCP 2->4"]
+    for m in (stored, stored["four_ranks"]):
+        assert m["order"] and set(m["order"]) == set(m["cells"])
+        for case, row in m["cells"].items():
+            assert set(row) == set(m["engines"])
+            for cell in row.values():
+                assert cell.startswith("pass ") or cell == "refuses", (case, cell)
+    assert stored["four_ranks"]["order"] == stored["order"]
 
 
 @pytest.mark.parametrize("function, kwargs, match", [

@@ -72,3 +72,15 @@ def test_plain_tensors_are_not_dtensors_and_to_float_reads_them():
     assert not sharding.is_dtensor(torch.zeros(2))
     assert to_float(torch.tensor(2.5)) == 2.5 and to_float(np.float64(0.5)) == 0.5
     assert sharding.settle((torch.ones(1), {"a": torch.zeros(2)}))[1]["a"].shape == (2,)
+
+
+def test_muon_declares_gather_for_its_muon_groups_only():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    opt = obt.Muon(obt.muon_param_groups(model))
+    kinds = {group["use_muon"]: sharding.check_declaration(
+        "Muon", opt.sharding_of(group), opt.make_transform(group)) for group in opt.param_groups}
+    # Newton-Schulz needs the whole matrix; the AdamW group's rule is element-wise
+    assert kinds == {True: "gather", False: "elementwise"}
+    # a class with one rule declares it for every group
+    adam = obt.Adam(model.parameters())
+    assert adam.sharding_of(adam.param_groups[0]) == "elementwise"

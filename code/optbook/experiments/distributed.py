@@ -504,8 +504,10 @@ def parse_matrix(text: str, engines: Sequence[str]) -> dict:
 def engine_matrix(seeds: Sequence[int] = (0,), steps: int = 5) -> dict:
     """Run ``pytest tests/test_distributed.py -k matrix -s`` in the checkout (it spawns
     2 gloo processes and trains every case under DDP, ZeRO-1, FSDP2 and FSDP2+DCP
-    for 5 steps) and return its matrix (:func:`parse_matrix`). ``seeds`` and ``steps``
-    are the harness's (fixed there: seed 0, 5 steps) and checked against it."""
+    for 5 steps, then 4 processes under FSDP2 and FSDP2 resumed from the 2-rank
+    checkpoints) and return its 2-rank matrix (:func:`parse_matrix`), with the
+    4-rank one under ``"four_ranks"``. ``seeds`` and ``steps`` are the harness's
+    (fixed there: seed 0, 5 steps) and checked against it."""
     sys.path.insert(0, str(_ROOT / "tests"))
     try:
         import distributed_harness as H
@@ -522,6 +524,8 @@ def engine_matrix(seeds: Sequence[int] = (0,), steps: int = 5) -> dict:
         raise RuntimeError(f"the matrix test failed:\n{proc.stdout[-3000:]}")
     matrix = parse_matrix(proc.stdout, H.ENGINES)
     matrix["engines"] = list(H.ENGINES)
+    matrix["four_ranks"] = parse_matrix(proc.stdout, H.ENGINES_4)
+    matrix["four_ranks"]["engines"] = list(H.ENGINES_4)
     matrix["seconds"] = time.perf_counter() - start
     return matrix
 
@@ -550,7 +554,8 @@ RERUNS = (
           params={"seeds": [0], "steps": 3}, minutes=1.0),
     Rerun(name="07-distributed-matrix", chapter="07-distributed",
           claim="Every optbook.torch class under DDP, ZeRO-1, FSDP2 and FSDP2+DCP on 2 gloo "
-                "processes matches one process, or refuses with a ShardingError.",
+                "processes, and under FSDP2 (empty shards) and FSDP2 resumed from a 2-rank "
+                "checkpoint on 4, matches one process, or refuses with a ShardingError.",
           function="distributed:engine_matrix",
-          params={"seeds": [0], "steps": 5}, minutes=1.5),
+          params={"seeds": [0], "steps": 5}, minutes=3.0),
 )

@@ -130,6 +130,13 @@ class ChainOptimizer(torch.optim.Optimizer):
     #: chain's links and refuses sharded parameters when a link declares nothing.
     sharding: str | None = None
 
+    def sharding_of(self, group: dict) -> str | None:
+        """What the rule of ``group`` needs of a shard: the class's :attr:`sharding`. A
+        class whose groups run different rules overrides it (:class:`~optbook.torch.Muon`:
+        its AdamW groups are element-wise), so that only the groups that need the whole
+        matrix gather it."""
+        return self.sharding
+
     def _fast_eligible(self, p: torch.Tensor) -> bool:
         g = p.grad
         return (self.fast_path and p.is_floating_point() and not g.is_sparse
@@ -150,7 +157,8 @@ class ChainOptimizer(torch.optim.Optimizer):
             transform = self.make_transform(group)
             kind = None
             if any(sharding.is_dtensor(p) for p in group["params"]):
-                kind = sharding.check_declaration(type(self).__name__, self.sharding, transform)
+                kind = sharding.check_declaration(type(self).__name__, self.sharding_of(group),
+                                                  transform)
             buckets: dict[tuple, list] = {}
             for pi, p in enumerate(group["params"]):
                 if p.grad is None:
@@ -202,7 +210,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             if sharding.is_dtensor(p) and not sharding.is_dtensor(updates):
                 p.to_local().add_(updates)  # a gathered rule: this rank's slice of its update
             else:
-                p.add_(updates)
+                p.add_(sharding.laid_out_as(updates, p))
         return loss
 
     def _gathered_update(self, transform, group, gi, pi, p):

@@ -72,10 +72,26 @@ def _norms(group, norm_type: float) -> list[torch.Tensor]:
             meshes.setdefault(t.device_mesh, []).append(t)
         else:
             out.append(torch.linalg.vector_norm(t, norm_type))
-    for sharded in meshes.values():
+    for mesh, sharded in meshes.items():
+        if norm_type == math.inf:
+            out.append(_sharded_max_norm(mesh, sharded))
+            continue
         shard_norms = torch.stack([torch.linalg.vector_norm(t, norm_type) for t in sharded])
         out.append(torch.linalg.vector_norm(shard_norms, norm_type).full_tensor())
     return out
+
+
+def _sharded_max_norm(mesh, sharded) -> torch.Tensor:
+    """The largest |entry| of the sharded tensors, over every rank. Taken on each rank's
+    shards, with 0 for an empty one (a rank holds no rows of a tensor with fewer rows
+    than ranks, and the inf-norm of an empty tensor is an error in torch), then the
+    maximum over the mesh (a maximum over a replicated dimension changes nothing)."""
+    from torch.distributed.tensor import DTensor, Partial
+    local = [t.to_local() for t in sharded]
+    largest = torch.stack([torch.linalg.vector_norm(x, math.inf) if x.numel()
+                           else x.new_zeros(()) for x in local]).amax()
+    pending = DTensor.from_local(largest, mesh, [Partial("max")] * mesh.ndim, run_check=False)
+    return pending.full_tensor()
 
 
 @torch.no_grad()
@@ -92,7 +108,12 @@ def total_grad_norm(tensors, norm_type: float = 2.0, foreach: bool | None = None
     norms: list[torch.Tensor] = []
     for (device, _), group in _grouped(tensors).items():
         if _use_foreach(group, device, foreach):
-            norms.extend(torch._foreach_norm(group, norm_type))
+            # sharded gradients always take _norms (one reduction per mesh, and an
+            # inf-norm defined on an empty shard, which _foreach_norm's is not)
+            plain = [t for t in group if not is_dtensor(t)]
+            if plain:
+                norms.extend(torch._foreach_norm(plain, norm_type))
+            norms.extend(_norms([t for t in group if is_dtensor(t)], norm_type))
         else:
             norms.extend(_norms(group, norm_type))
     return torch.linalg.vector_norm(torch.stack([n.to(first_device) for n in norms]), norm_type)

@@ -50,7 +50,7 @@ import torch
 
 from ..adafactor import decay_at
 from ..base import GradientTransformation, check_number, to_float
-from .sharding import is_dtensor, settle
+from .sharding import is_dtensor, laid_out_as, settle
 
 
 class LazyUpdate:
@@ -216,6 +216,11 @@ def _plan_trace(hp, state):
     return kernel
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's elements of ``t`` (a DTensor's local shard; ``t`` itself otherwise)."""
+    return t.to_local() if is_dtensor(t) else t
+
+
 def _ema_(m: torch.Tensor, g: torch.Tensor, c: float, b: float) -> None:
     """``m = b m + (1 - b) c g`` in place (one ``lerp_`` when c = 1, as the functional link)."""
     if c == 1.0:
@@ -312,9 +317,10 @@ def _plan_sophia(hp, state):
         _ema_(mu, g, c, b1)
         den = torch.mul(h, rho)
         den.clamp_(min=eps) if paper else den.add_(eps)
-        # (on a shard, den.min() is the shard's: each rank picks the form for its own
-        # elements, and both forms give the same numbers where den > 0)
-        if paper or bool(den.min() > 0):
+        # on a shard, the test reads this rank's elements alone (no collective; all() of
+        # an empty shard is True, where min() would raise): each rank picks the form for
+        # its own elements, and both forms give the same numbers where den > 0
+        if paper or bool((_local(den) > 0).all()):
             # den > 0: sign(m) min(|m| / den, 1) = clamp(m / den, -1, 1), same roundings
             step = torch.div(mu, den, out=den).clamp_(-1.0, 1.0)
         else:  # a negative Hutchinson estimate: keep the released form literally
@@ -342,6 +348,17 @@ def _rms(x: torch.Tensor) -> float:
     return to_float(torch.linalg.vector_norm(x)) / math.sqrt(x.numel()) if x.numel() else 0.0
 
 
+def _outer(row: torch.Tensor, col: torch.Tensor, mean_row: torch.Tensor,
+           g2: torch.Tensor) -> torch.Tensor:
+    """R C / mean(R), in ``g2``'s memory for plain tensors. Sharded, a one-row matrix
+    defeats DTensor's in-place rules (a dimension of global size 1 is broadcast,
+    never split, so no strategy keeps ``g2``'s rows sharded): the quotient is computed
+    out of place and laid out as ``g2``, each rank keeping its own rows (0, 1 or more)."""
+    if not is_dtensor(g2):
+        return torch.mul(row, col, out=g2).div_(mean_row)
+    return laid_out_as(torch.mul(row, col).div_(mean_row), g2)
+
+
 @_planner("scale_by_factored_rms")
 def _plan_factored_rms(hp, state):
     t = state["count"] + 1
@@ -366,7 +383,7 @@ def _plan_factored_rms(hp, state):
             # V = R C / max(mean(R), eps1), built in g2's memory (settle: when the rows are
             # sharded, mean(R) is a pending average over the ranks; make it a value first)
             mean_row = settle(row.mean(dim=-2, keepdim=True))
-            den = torch.mul(row, col, out=g2).div_(mean_row.clamp_(min=eps))
+            den = _outer(row, col, mean_row.clamp_(min=eps), g2)
             den.clamp_(min=eps * eps).sqrt_()
         u.terms, u.param_coef = [(c, g, den)], 0.0
         return {"count": t, "moments": moments}

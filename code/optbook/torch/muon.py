@@ -70,10 +70,12 @@ class Muon(ChainOptimizer):
 
     The AdamW groups are exactly :class:`optbook.torch.AdamW`'s chain, so they
     take the fused fast path (:mod:`optbook.torch.fast_path`); the Muon groups
-    run the functional chain.
+    run the functional chain. Under FSDP2 (DTensor parameters) only the Muon
+    groups gather their matrices (:meth:`sharding_of`); the AdamW groups run
+    on their shards.
     """
 
-    sharding = "gather"  # a matrix root / eigenbasis / Newton-Schulz needs the whole matrix
+    sharding = "gather"  # Newton-Schulz needs the whole matrix (the Muon groups)
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95,
                  weight_decay: float = 0.0, nesterov: bool = True, ns_steps: int = 5,
@@ -116,6 +118,11 @@ class Muon(ChainOptimizer):
                         "embedding and output head) in a group with use_muon=False (AdamW), "
                         "e.g. with optbook.torch.muon_param_groups(model)")
         super().add_param_group(group)
+
+    def sharding_of(self, group: dict) -> str | None:
+        """``"gather"`` for the Muon groups; None for the AdamW groups, whose kind is then
+        read off their chain (element-wise): under FSDP2 they run on their shards."""
+        return self.sharding if group["use_muon"] else None
 
     def make_transform(self, group: dict) -> GradientTransformation:
         if not group["use_muon"]:

@@ -29,6 +29,18 @@ its class attribute ``sharding``, which of three kinds its rule is:
     state on every rank, and keeps its own slice of the result. Correct for
     any rule, at the price of the gather and of an unsharded state.
 
+A class whose param groups run different rules declares per group
+(:meth:`~optbook.torch.ChainOptimizer.sharding_of`): Muon's AdamW groups are
+element-wise and run on their shards; only its Muon groups gather.
+
+FSDP2 lays out rows as ``torch.chunk`` does (ceil(m/N) rows per rank, the last
+ranks fewer or none), so a rank may hold an empty shard (a matrix with fewer
+rows than ranks) or a single row: the rules test nothing on a shard that an
+empty tensor cannot answer (no ``min()`` of a shard), and an operand DTensor
+lays out otherwise (a dimension of global size 1 is replicated, never split)
+is brought to the shard's layout (:func:`laid_out_as`) before in-place
+arithmetic.
+
 ``None`` (the default of :class:`~optbook.torch.ChainOptimizer`) reads the
 kind off the chain's links (:func:`rule_of_chain`, :data:`LINK_RULES`); a
 link that declares nothing (a reader's own transformation) makes ``step()``
@@ -38,7 +50,8 @@ chain's links where they are known: declaring less than a link needs is a
 ``ShardingError`` too.
 
 ``tests/test_distributed.py`` trains every class under DDP, ZeRO-1 and FSDP2
-on a gloo process group and compares with one process. FSDP2 shards dimension
+on a gloo process group of 2 ranks, and under FSDP2 on 4 (empty shards, and a
+checkpoint saved on 2 ranks resumed on 4), and compares with one process. FSDP2 shards dimension
 0 (``Shard(0)``); other placements (tensor parallelism's ``Shard(1)``, 2-D
 meshes) follow the same rules but are not tested here.
 """
@@ -51,7 +64,7 @@ import torch
 from ..base import GradientTransformation
 
 __all__ = ["ELEMENTWISE", "REDUCES", "GATHER", "LINK_RULES", "ShardingError", "is_dtensor",
-           "rule_of_chain", "settle"]
+           "laid_out_as", "rule_of_chain", "settle"]
 
 ELEMENTWISE = "elementwise"
 REDUCES = "reduces"
@@ -147,3 +160,13 @@ def own_slice(full: torch.Tensor, like) -> torch.Tensor:
     mesh = like.device_mesh
     whole = DTensor.from_local(full, mesh, [Replicate()] * mesh.ndim, run_check=False)
     return whole.redistribute(mesh, like.placements).to_local()
+
+
+def laid_out_as(t, like):
+    """``t`` with the placements of ``like`` when both are DTensors and they differ (a
+    local slice where ``t`` is replicated), else ``t``. In-place arithmetic on a shard
+    needs its operands laid out as the shard: DTensor replicates what it cannot split,
+    as a dimension of global size 1 (the one row of a 1-row matrix)."""
+    if is_dtensor(t) and is_dtensor(like) and t.placements != like.placements:
+        return t.redistribute(like.device_mesh, like.placements)
+    return t
