@@ -75,3 +75,16 @@ def test_citation_texts_are_the_sites(book, stem):
                 keys = [k.strip() for k in m.group(2).split(",")]
                 mine.append(R.citation(m.group(1), keys, book.bibliography, links=False))
     assert mine == site
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_download_button_serves_the_readers_notebook(book, stem):
+    """sphinx-book-theme's download button links to _sources/book/<stem>.ipynb;
+    scripts/book_site.py replaces that copy of the source by the reader's notebook."""
+    import json
+
+    served = require_site() / "_sources" / "book" / f"{stem}.ipynb"
+    assert f'href="../_sources/book/{stem}.ipynb"' in \
+        (require_site() / "book" / f"{stem}.html").read_text(encoding="utf-8")
+    nb = json.loads(served.read_text(encoding="utf-8"))
+    assert nb == R.reader_notebook(ROOT / "book" / f"{stem}.ipynb", book)
