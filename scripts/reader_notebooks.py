@@ -420,7 +420,10 @@ def reader_notebook(path: Path, book: Book | None = None, root: Path = ROOT) -> 
     """The reader's version of the chapter notebook at ``path`` (a notebook dict)."""
     path = Path(path)
     book = book or load_book(root)
-    page = str(path.resolve().relative_to(root.resolve()).with_suffix(""))
+    try:
+        page = str(path.resolve().relative_to(Path(root).resolve()).with_suffix(""))
+    except ValueError:
+        page = None
     if page not in book.titles:
         raise ValueError(f"Invalid notebook: {path} is not a page of _toc.yml")
     nb = json.loads(path.read_text(encoding="utf-8"))
