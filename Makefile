@@ -117,8 +117,15 @@ reruns: $(VENV_STAMP)
 	$(BIN)/python scripts/reruns.py $(RERUNS)
 
 # Jupyter refuses to run as root unless told; containers and CI images are root.
+# JupyterLab opens the reader's notebooks (scripts/reader_notebooks.py: the
+# chapters with citations, terms, links and numbers resolved), written afresh
+# into _build/lab/book beside the book's .md pages: edits there are the
+# reader's own and are overwritten by the next `make lab`.
+LAB_DIR := _build/lab/book
 lab: setup
-	$(BIN)/jupyter lab book/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(BIN)/python scripts/reader_notebooks.py $(LAB_DIR) > /dev/null
+	cp book/*.md $(LAB_DIR)/
+	$(BIN)/jupyter lab $(LAB_DIR) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # A screenshot of the built landing page for the README (docs/screenshot.png).
 screenshot: book chromium

@@ -38,6 +38,9 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_site: scripts}``).
   from the pages: with ``launch_buttons.thebe: false`` it never runs, but it
   writes a CDN address for thebe into every page. Live code is offered
   through Binder/Colab/JupyterLab instead.
+* The download button of a chapter serves its reader's notebook
+  (``scripts/reader_notebooks.py``: citations, terms, links and numbers
+  resolved for JupyterLab), not the source.
 """
 
 from __future__ import annotations
@@ -307,6 +310,25 @@ def externalize_figure_stills(app: Sphinx, pagename: str, templatename: str, con
     context["body"] = STATIC_PICTURE.sub(picture_to_files, body)
 
 
+def serve_reader_notebooks(app: Sphinx, exception: Exception | None) -> None:
+    """The download button serves the reader's notebook of each chapter.
+
+    sphinx-book-theme's download button links to ``_sources/book/<chapter>.ipynb``,
+    a copy of the source, whose citations, glossary terms and links to other
+    pages JupyterLab cannot resolve (scripts/reader_notebooks.py says why).
+    After every HTML build those copies are replaced by the reader's notebooks.
+    """
+    sources = Path(app.outdir) / "_sources" / "book"
+    if exception is not None or app.builder.name != "html" or not sources.is_dir():
+        return
+    import reader_notebooks     # beside this file (sphinx.local_extensions: scripts)
+
+    root = Path(app.confdir)
+    chapters = [p for p in reader_notebooks.chapter_notebooks(root)
+                if (sources / p.name).exists()]
+    reader_notebooks.write_reader_notebooks(sources, chapters, root)
+
+
 def setup(app: Sphinx) -> dict:
     # after sphinx-thebe and the theme have added their assets
     app.connect("html-page-context", drop_thebe, priority=900)
@@ -323,4 +345,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", link_static_assets)
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_figure_runtime)
+    app.connect("build-finished", serve_reader_notebooks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

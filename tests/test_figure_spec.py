@@ -207,3 +207,41 @@ def test_plain_text_summary_and_kernel_widget_are_continuous():
 def test_param_spec_refuses_bad_ranges(kwargs, message):
     with pytest.raises(ValueError, match=message):
         F.param_spec("x", "x", **kwargs)
+
+
+@pytest.mark.parametrize("a", [0.01, 0.05, 0.2, 0.6, 1.0, 1.9, 2.5, 3.2, 3.9, 4.4])
+@pytest.mark.parametrize("b", [0.02, 0.1, 0.3, 0.5, 0.8, 0.97])
+def test_phase_plane_regions_are_the_roots_of_heavy_ball(a, b):
+    """optbook.figures.phase.region_of (which the kernel-drawn phase plane
+    titles and shades) against the roots numpy finds for heavy ball's
+    characteristic polynomial z^2 - (1 + b - a) z + b along one eigenvector."""
+    from optbook.figures.phase import region_of
+
+    roots = np.roots([1.0, -(1.0 + b - a), b])
+    if np.max(np.abs(roots)) >= 1:
+        expected = "diverges"
+    elif np.iscomplexobj(roots) and np.max(np.abs(roots.imag)) > 1e-12:
+        expected = "under-damped"
+    else:
+        expected = "over-damped"
+    assert region_of(a, b) == expected
+
+
+def test_phase_figure_still_draws_the_plane_left_of_the_paths():
+    """The kernel-side figure (still image and JupyterLab widget) has the
+    (ηλ, β) plane as its first panel, a third of its width, with its two dots."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from optbook.figures import static
+
+    e = M.heavy_ball_phase_figure(kappa=10.0, steps=20)
+    fig = e.figure(eta_L=1.0, beta=0.5)
+    try:
+        plane, paths, loss = fig.axes
+        assert plane.get_xlabel() == "η λ" and plane.get_ylabel() == "β"
+        assert plane.get_xlim() == (0.0, 4.5) and plane.get_ylim() == (0.0, 0.99)
+        dots = [tuple(np.ravel(line.get_xydata())) for line in plane.lines if line.get_marker() == "o"]
+        assert sorted(dots) == sorted([(1.0, 0.5), (0.1, 0.5)])
+        assert plane.get_title() == "η L: under-damped; η μ: under-damped"
+    finally:
+        static.release(fig)

@@ -79,17 +79,27 @@ def _loss_range(runs_list, minimum: float) -> tuple[float, float]:
 
 
 def draw_runs(runs: Runs, landscape, *, title: str = "", loss_ylim=None,
-              size=(9.0, 3.5), styles: Optional[Mapping[str, tuple[str, str]]] = None):
+              size=(9.0, 3.5), styles: Optional[Mapping[str, tuple[str, str]]] = None,
+              first_panel: Optional[Callable[[Any], None]] = None):
     """Paths on the contours (left) and ``f - f*`` against steps, log y (right).
 
     A pure function of its inputs; returns a pyplot-free Figure.  The layout
     is fixed (no constrained layout), so the axes sit at the same pixels in
     every frame of a widget and only the data move.  ``styles`` maps a run's
     key to ``(label, colour)`` for runs that are not named optimizers.
+    ``first_panel(ax)``, if given, draws a third panel to the left of the two
+    (a ``phase`` figure's diagram); the figure is then a third wider.
     """
-    fig, (ax_path, ax_loss) = plotting.subplots(1, 2, size=size, pyplot=False, layout="none",
-                                                width_ratios=[1, 1.3])
-    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.14, top=0.84, wspace=0.18)
+    if first_panel is None:
+        fig, (ax_path, ax_loss) = plotting.subplots(1, 2, size=size, pyplot=False,
+                                                    layout="none", width_ratios=[1, 1.3])
+        fig.subplots_adjust(left=0.065, right=0.985, bottom=0.14, top=0.84, wspace=0.18)
+    else:
+        fig, (ax_first, ax_path, ax_loss) = plotting.subplots(
+            1, 3, size=(size[0] * 4 / 3, size[1]), pyplot=False, layout="none",
+            width_ratios=[1, 1, 1.3])
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.84, wspace=0.24)
+        first_panel(ax_first)
     plotting.contour(ax_path, landscape)
     for key, run in runs.items():
         label, color = (styles or {}).get(key, (None, None))
@@ -237,14 +247,16 @@ def _in_grid(explorer, name, value) -> bool:
 
 
 
-def spec_figure(spec: dict, *, title: str, landscape=None, choices=None) -> Explorer:
+def spec_figure(spec: dict, *, title: str, landscape=None, choices=None,
+                first_panel: Optional[Callable[..., None]] = None) -> Explorer:
     """An :class:`Explorer` around an in-page ``spec`` (:mod:`optbook.figures.spec`).
 
     The page recomputes it with the JavaScript runtime; the PNG for readers
     without scripts and the kernel widget are drawn by optbook from the same
     spec (:func:`optbook.figures.spec.spec_runs`), so all three show the same
     numbers.  ``choices`` (``[(label, landscape, steps, constants), ...]``)
-    adds a menu of landscapes, matching ``spec["choices"]``.
+    adds a menu of landscapes, matching ``spec["choices"]``.  ``first_panel(ax,
+    **values)`` draws a panel left of the paths (:func:`draw_runs`).
     """
     params = spec["params"]
     grid = {p["name"]: sorted({p["min"], p["value"], p["max"]}) for p in params}
@@ -263,7 +275,8 @@ def spec_figure(spec: dict, *, title: str, landscape=None, choices=None) -> Expl
         runs = F.spec_runs(spec, {**numeric, **constants}, land=land, steps=steps)
         shown = ", ".join(f"{labels[k]} = {v:.3g}" for k, v in numeric.items())
         styles = {o["name"]: (o["label"], o["color"]) for o in spec["optimizers"]}
-        return draw_runs(runs, land, title=shown, styles=styles)
+        first = None if first_panel is None else (lambda ax: first_panel(ax, **numeric))
+        return draw_runs(runs, land, title=shown, styles=styles, first_panel=first)
 
     # The page draws these figures itself; the PNG is only the fallback for
     # readers without scripts and the printed frame, so it is kept small
