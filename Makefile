@@ -6,6 +6,7 @@
 #   make reruns    re-run the long experiments the chapters quote (book/data/reruns)
 #   make lab       open the notebooks in JupyterLab with live widgets
 #   make pdf       one PDF of the whole book (_build/pdf)
+#   make catalogs  extract the English text into the Japanese catalogs (locales/ja)
 #   make bench     benchmarks; writes docs/measurements.md
 #   make test-<stage>  one stage of make test: pins unit nbval kernels build site browser pdf
 #
@@ -45,7 +46,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup book execute reruns lab test test-pins test-unit test-nbval test-kernels \
         test-build test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium \
-        screenshot clean distclean
+        screenshot clean distclean catalogs
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -104,6 +105,18 @@ chromium:
 
 book: setup
 	$(JB_BUILD) .
+
+# The Japanese edition's message catalogs: one .po per page in
+# locales/ja/LC_MESSAGES/book/ (gettext_compact: false in _config.yml). The
+# gettext builder extracts every translatable string of the English pages
+# into _build/gettext/*.pot (scripts/book_i18n.py keeps display math, cell
+# outputs and strings with nothing to translate out); sphinx-intl then adds
+# new strings to the .po files (sphinx-intl update), marks changed ones fuzzy
+# (keeping the old translation as a suggestion) and drops removed ones. A .po file is
+# rewritten only when its set of strings changes. Translators edit the .po
+# files; run this after every change to the English text. (scripts/catalogs.py)
+catalogs: $(VENV_STAMP)
+	$(BIN)/python scripts/catalogs.py update
 
 execute: $(VENV_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py
