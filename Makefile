@@ -1,6 +1,6 @@
 # Optimization for Deep Learning: build and test.
 #
-#   make book      build the HTML book into _build/html (sets everything up)
+#   make book      build both editions: _build/html/en and _build/html/ja (sets everything up)
 #   make test      every check CI runs, in order (sets everything up)
 #   make execute   re-run all notebooks in book/ and store their outputs
 #   make reruns    re-run the long experiments the chapters quote (book/data/reruns)
@@ -28,7 +28,9 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 FIGURES_JS := book/_static/optbook-figures.js
 CHROMIUM := /usr/bin/chromium
-JB_BUILD := $(BIN)/jupyter-book build -W -n --keep-going
+# jupyter-book build -W -n --keep-going, once per language (scripts/build_book.py):
+# _build/html/en, _build/html/ja, and the root that picks one by the browser's language.
+BUILD_BOOK := $(BIN)/python scripts/build_book.py --lang all
 PYTEST := $(BIN)/pytest
 
 # The numeric envelope (numerics.env: threads, hash seed and, on x86-64, the
@@ -104,7 +106,7 @@ chromium:
 # --- the book ---------------------------------------------------------------
 
 book: setup
-	$(JB_BUILD) .
+	$(BUILD_BOOK)
 
 # The Japanese edition's message catalogs: one .po per page in
 # locales/ja/LC_MESSAGES/book/ (gettext_compact: false in _config.yml). The
@@ -140,7 +142,7 @@ screenshot: book chromium
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir="$$(mktemp -d)" --hide-scrollbars --virtual-time-budget=5000 \
 	  --window-size=1280,900 --screenshot=docs/screenshot.png \
-	  "file://$(CURDIR)/_build/html/book/intro.html"
+	  "file://$(CURDIR)/_build/html/en/book/intro.html"
 
 # One PDF of the whole book (scripts/build_pdf.py: the single-page build
 # printed by Chromium). Needs Debian's Noto CJK fonts for the glossary's
@@ -166,7 +168,7 @@ pdf-deps:
 #   nbval    re-run every notebook, compare with its stored outputs (strict)
 #   kernels  unit tests and notebooks again under a second CPU kernel set:
 #            untagged cells must not change, kernel-sensitive ones keep their verdict
-#   build    jupyter-book build of every page, warnings are errors
+#   build    both editions (en, ja) of every page, warnings are errors
 #   site     the built HTML requests nothing from other hosts
 #   browser  Playwright + Debian chromium click through the built pages
 #   pdf      make pdf, then the PDF holds every chapter, typeset, all glyphs
@@ -215,10 +217,11 @@ test-kernels: $(VENV_STAMP)
 	$(MAKE) --no-print-directory KERNEL_SET=alternate test-unit test-nbval
 
 test-build: setup
-	$(JB_BUILD) --all .
+	$(BUILD_BOOK) --all
 
 test-site: $(VENV_STAMP)
 	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/build -q
+	OPTBOOK_REQUIRE_SITE=1 OPTBOOK_SITE_DIR=_build/html/ja $(PYTEST) tests/build -q
 
 test-browser: $(VENV_STAMP) chromium
 	@if ! compgen -G "tests/browser/test_*.py" > /dev/null; then \
