@@ -48,7 +48,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup book execute reruns lab test test-pins test-unit test-nbval test-kernels \
         test-build test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium \
-        screenshot clean distclean catalogs
+        screenshot clean distclean catalogs msgfmt
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -102,6 +102,15 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi; \
 	$(CHROMIUM) --version
+
+# The catalogs' check (tests/test_catalogs.py) runs GNU gettext's msgfmt -c.
+msgfmt:
+	@if ! command -v msgfmt >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "msgfmt is missing: run 'apt-get install -y gettext' as root" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext; \
+	fi
 
 # --- the book ---------------------------------------------------------------
 
@@ -174,7 +183,7 @@ pdf-deps:
 #   pdf      make pdf, then the PDF holds every chapter, typeset, all glyphs
 STAGES := pins unit nbval kernels build site browser pdf
 
-test: setup chromium
+test: setup chromium msgfmt
 	@total_start=$$(date +%s); summary=""; \
 	for stage in $(STAGES); do \
 	  echo; echo "=== make test: stage $$stage ==="; \
@@ -190,7 +199,7 @@ test: setup chromium
 test-pins: $(VENV_STAMP)
 	$(BIN)/python scripts/check_pins.py
 
-test-unit: $(VENV_STAMP)
+test-unit: $(VENV_STAMP) msgfmt
 	@$(BIN)/python scripts/numerics.py --kernels
 	$(PYTEST) tests --ignore=tests/browser --ignore=tests/build --ignore=tests/pdf -n 2 -q
 
@@ -217,6 +226,7 @@ test-kernels: $(VENV_STAMP)
 	$(MAKE) --no-print-directory KERNEL_SET=alternate test-unit test-nbval
 
 test-build: setup
+	$(BIN)/python scripts/catalogs.py stat
 	$(BUILD_BOOK) --all
 
 test-site: $(VENV_STAMP)
