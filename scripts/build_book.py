@@ -15,7 +15,11 @@ calls (``jupyter_book.sphinx.build_sphinx``) with the same configuration
   (it sends the reader to ``en/`` or ``ja/`` by the browser's language,
   English by default) and a forwarding page at each English page's old
   address (``_build/html/book/02-sgd.html`` -> ``en/book/02-sgd.html``).
-* ``--builder html`` (the default) writes ``_build/html/<lang>``;
+* ``--builder html`` (the default) writes ``_build/html/<lang>``; for
+  Japanese, the notebooks behind the pages' download button
+  (``_sources/book/*.ipynb``) are then the Japanese ones
+  (``scripts/translate_notebooks.py``: markdown from the catalogs, code and
+  outputs unchanged);
   ``--builder gettext`` writes the message templates (one ``.pot`` per page,
   ``gettext_compact: false`` in ``_config.yml``) to ``_build/gettext``;
   ``--builder singlehtml`` writes ``_build/singlehtml`` (English) or
@@ -44,6 +48,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
 BUILD = ROOT / "_build"
 LANGUAGES = ("en", "ja")
 BUILDERS = ("html", "gettext", "singlehtml")
@@ -158,6 +163,12 @@ def build(lang: str = "en", builder: str = "html", force_all: bool = False,
     )
     if isinstance(result, Exception):
         raise result
+    if lang != "en" and builder == "html":
+        # the download button of a Japanese page gives the Japanese notebook
+        import translate_notebooks
+        translate_notebooks.write_notebooks(out / "_sources" / "book",
+                                            translate_notebooks.book_notebooks(), lang,
+                                            quiet=True)
     return int(result)
 
 

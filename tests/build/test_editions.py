@@ -13,6 +13,8 @@
   the search placeholder; and a page whose catalog is not listed in
   ``locales/ja/complete.txt`` shows the banner saying its translation is not
   finished, a listed page does not, and no English page does;
+* the Japanese pages' download button gives the Japanese notebook
+  (``scripts/translate_notebooks.py``);
 * the Japanese search index holds 学習率 and ウォームアップ as words.
 """
 from __future__ import annotations
@@ -108,6 +110,16 @@ def test_banner_on_exactly_the_pages_not_listed_complete():
             wrong.append(f"{rel}: banner {'shown' if shown else 'missing'}")
     assert not wrong, "\n".join(wrong)
     assert not [p for p in _pages("en") if BANNER in p.read_text(encoding="utf-8")]
+
+
+def test_japanese_download_gives_the_japanese_notebook():
+    import translate_notebooks
+    page = (HTML / "ja" / "book" / "02-sgd.html").read_text(encoding="utf-8")
+    assert 'href="../_sources/book/02-sgd.ipynb"' in page
+    served = json.loads((HTML / "ja" / "_sources" / "book" / "02-sgd.ipynb").read_text("utf-8"))
+    expected, _ = translate_notebooks.translate_notebook(ROOT / "book" / "02-sgd.ipynb", "ja")
+    assert served == json.loads(json.dumps(expected))
+    assert served["metadata"]["optbook"] == {"text_language": "ja"}
 
 
 def test_japanese_search_index_has_glossary_terms_as_words():
