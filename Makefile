@@ -48,7 +48,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup book execute reruns lab test test-pins test-unit test-nbval test-kernels \
         test-build test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium \
-        screenshot clean distclean catalogs msgfmt
+        screenshot clean distclean catalogs msgfmt pdf-ja
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -161,6 +161,11 @@ PDF_PACKAGES := fonts-noto-cjk poppler-utils
 
 pdf: setup chromium pdf-deps
 	$(BIN)/python scripts/build_pdf.py
+
+# The Japanese edition's PDF (_build/pdf/optimization-for-deep-learning-ja.pdf),
+# printed the same way. Not part of make test yet: tests/pdf reads the English one.
+pdf-ja: setup chromium pdf-deps
+	$(BIN)/python scripts/build_pdf.py --lang ja
 
 pdf-deps:
 	@if ! dpkg -s $(PDF_PACKAGES) >/dev/null 2>&1; then \
