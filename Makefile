@@ -1,11 +1,12 @@
 # Optimization for Deep Learning: build and test.
 #
-#   make book      build the HTML book into _build/html (sets everything up)
+#   make book      build both editions: _build/html/en and _build/html/ja (sets everything up)
 #   make test      every check CI runs, in order (sets everything up)
 #   make execute   re-run all notebooks in book/ and store their outputs
 #   make reruns    re-run the long experiments the chapters quote (book/data/reruns)
 #   make lab       open the notebooks in JupyterLab with live widgets
 #   make pdf       one PDF of the whole book (_build/pdf)
+#   make catalogs  extract the English text into the Japanese catalogs (locales/ja)
 #   make bench     benchmarks; writes docs/measurements.md
 #   make test-<stage>  one stage of make test: pins unit nbval kernels build site browser pdf
 #
@@ -27,7 +28,9 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 FIGURES_JS := book/_static/optbook-figures.js
 CHROMIUM := /usr/bin/chromium
-JB_BUILD := $(BIN)/jupyter-book build -W -n --keep-going
+# jupyter-book build -W -n --keep-going, once per language (scripts/build_book.py):
+# _build/html/en, _build/html/ja, and the root that picks one by the browser's language.
+BUILD_BOOK := $(BIN)/python scripts/build_book.py --lang all
 PYTEST := $(BIN)/pytest
 
 # The numeric envelope (numerics.env: threads, hash seed and, on x86-64, the
@@ -45,7 +48,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help setup book execute reruns lab test test-pins test-unit test-nbval test-kernels \
         test-build test-site test-browser test-pdf test-pythons bench pdf pdf-deps chromium \
-        screenshot clean distclean
+        screenshot clean distclean catalogs msgfmt pdf-ja
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -100,10 +103,31 @@ chromium:
 	fi; \
 	$(CHROMIUM) --version
 
+# The catalogs' check (tests/test_catalogs.py) runs GNU gettext's msgfmt -c.
+msgfmt:
+	@if ! command -v msgfmt >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "msgfmt is missing: run 'apt-get install -y gettext' as root" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext; \
+	fi
+
 # --- the book ---------------------------------------------------------------
 
 book: setup
-	$(JB_BUILD) .
+	$(BUILD_BOOK)
+
+# The Japanese edition's message catalogs: one .po per page in
+# locales/ja/LC_MESSAGES/book/ (gettext_compact: false in _config.yml). The
+# gettext builder extracts every translatable string of the English pages
+# into _build/gettext/*.pot (scripts/book_i18n.py keeps display math, cell
+# outputs and strings with nothing to translate out); sphinx-intl then adds
+# new strings to the .po files (sphinx-intl update), marks changed ones fuzzy
+# (keeping the old translation as a suggestion) and drops removed ones. A .po file is
+# rewritten only when its set of strings changes. Translators edit the .po
+# files; run this after every change to the English text. (scripts/catalogs.py)
+catalogs: $(VENV_STAMP)
+	$(BIN)/python scripts/catalogs.py update
 
 execute: $(VENV_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py
@@ -134,7 +158,7 @@ screenshot: book chromium
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir="$$(mktemp -d)" --hide-scrollbars --virtual-time-budget=5000 \
 	  --window-size=1280,900 --screenshot=docs/screenshot.png \
-	  "file://$(CURDIR)/_build/html/book/intro.html"
+	  "file://$(CURDIR)/_build/html/en/book/intro.html"
 
 # One PDF of the whole book (scripts/build_pdf.py: the single-page build
 # printed by Chromium). Needs Debian's Noto CJK fonts for the glossary's
@@ -144,6 +168,11 @@ PDF_PACKAGES := fonts-noto-cjk poppler-utils
 
 pdf: setup chromium pdf-deps
 	$(BIN)/python scripts/build_pdf.py
+
+# The Japanese edition's PDF (_build/pdf/optimization-for-deep-learning-ja.pdf),
+# printed the same way. Not part of make test yet: tests/pdf reads the English one.
+pdf-ja: setup chromium pdf-deps
+	$(BIN)/python scripts/build_pdf.py --lang ja
 
 pdf-deps:
 	@if ! dpkg -s $(PDF_PACKAGES) >/dev/null 2>&1; then \
@@ -160,13 +189,13 @@ pdf-deps:
 #   nbval    re-run every notebook, compare with its stored outputs (strict)
 #   kernels  unit tests and notebooks again under a second CPU kernel set:
 #            untagged cells must not change, kernel-sensitive ones keep their verdict
-#   build    jupyter-book build of every page, warnings are errors
+#   build    both editions (en, ja) of every page, warnings are errors
 #   site     the built HTML requests nothing from other hosts
 #   browser  Playwright + Debian chromium click through the built pages
 #   pdf      make pdf, then the PDF holds every chapter, typeset, all glyphs
 STAGES := pins unit nbval kernels build site browser pdf
 
-test: setup chromium
+test: setup chromium msgfmt
 	@total_start=$$(date +%s); summary=""; \
 	for stage in $(STAGES); do \
 	  echo; echo "=== make test: stage $$stage ==="; \
@@ -182,7 +211,7 @@ test: setup chromium
 test-pins: $(VENV_STAMP)
 	$(BIN)/python scripts/check_pins.py
 
-test-unit: $(VENV_STAMP)
+test-unit: $(VENV_STAMP) msgfmt
 	@$(BIN)/python scripts/numerics.py --kernels
 	$(PYTEST) tests --ignore=tests/browser --ignore=tests/build --ignore=tests/pdf -n 2 -q
 
@@ -209,10 +238,12 @@ test-kernels: $(VENV_STAMP)
 	$(MAKE) --no-print-directory KERNEL_SET=alternate test-unit test-nbval
 
 test-build: setup
-	$(JB_BUILD) --all .
+	$(BIN)/python scripts/catalogs.py stat
+	$(BUILD_BOOK) --all
 
 test-site: $(VENV_STAMP)
 	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/build -q
+	OPTBOOK_REQUIRE_SITE=1 OPTBOOK_SITE_DIR=_build/html/ja $(PYTEST) tests/build -q
 
 test-browser: $(VENV_STAMP) chromium
 	@if ! compgen -G "tests/browser/test_*.py" > /dev/null; then \

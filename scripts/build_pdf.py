@@ -16,6 +16,12 @@ Steps:
    holds the print layout: A4, page numbers, no navigation);
 3. Chromium prints it (``--print-to-pdf``), after letting MathJax typeset.
 
+``--lang ja`` prints the Japanese edition the same way
+(``scripts/build_book.py --lang ja --builder singlehtml`` ->
+``_build/singlehtml-ja``; ``_build/pdf/optimization-for-deep-learning-ja.pdf``;
+``make pdf-ja``), its title page and contents in Japanese, its text in the
+same Noto CJK fonts.
+
 Interactive figures print their default frame, with a line saying where the
 live version is (the print rules of the figure runtime's CSS).
 """
@@ -37,6 +43,19 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parent.parent
 SINGLE = ROOT / "_build" / "singlehtml"
 OUTPUT = ROOT / "_build" / "pdf" / "optimization-for-deep-learning.pdf"
+SINGLES = {"en": SINGLE, "ja": ROOT / "_build" / "singlehtml-ja"}
+OUTPUTS = {"en": OUTPUT, "ja": OUTPUT.with_name("optimization-for-deep-learning-ja.pdf")}
+FRONT = {
+    "en": {"title": None, "subtitle": "An interactive textbook, with a tested optimizer library",
+           "contents": "Contents", "licence": "Text and figures: CC BY 4.0 &middot; code: MIT",
+           "live": "The live book, with interactive figures and runnable notebooks:",
+           "date": lambda day: f"{day:%B %Y}"},
+    "ja": {"title": "深層学習のための最適化",
+           "subtitle": "テスト済みの最適化ライブラリを備えた対話的な教科書",
+           "contents": "目次", "licence": "本文と図: CC BY 4.0 &middot; コード: MIT",
+           "live": "対話的な図と実行できるノートブックを備えたウェブ版:",
+           "date": lambda day: f"{day.year}年{day.month}月"},
+}
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -88,7 +107,7 @@ def repository_address() -> str:
     return address()
 
 
-def prepare_page(page: Path, title: str, author: str, repository: str) -> int:
+def prepare_page(page: Path, title: str, author: str, repository: str, lang: str = "en") -> int:
     """Add the title page and contents, mark chapter starts; returns the chapter count."""
     soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
     article = soup.select_one("article.bd-article") or soup.body
@@ -115,16 +134,18 @@ def prepare_page(page: Path, title: str, author: str, repository: str) -> int:
             contents.append(f'<li class="section"><a href="#{sub_section["id"]}">'
                             f"{html.escape(heading_text(sub_section))}</a></li>")
     # the address only when the book has one (make pdf REPOSITORY=...)
-    live = ("<br>\n  The live book, with interactive figures and runnable notebooks:"
+    text = FRONT[lang]
+    title = text["title"] or title
+    live = (f"<br>\n  {text['live']}"
             f"<br>{html.escape(repository)}") if repository else ""
     front = BeautifulSoup(
         f"""<div class="optbook-pdf-title">
   <p class="title">{html.escape(title)}</p>
-  <p class="subtitle">An interactive textbook, with a tested optimizer library</p>
-  <p class="meta">{html.escape(author)}<br>{date.today():%B %Y}<br>
-  Text and figures: CC BY 4.0 &middot; code: MIT{live}</p>
+  <p class="subtitle">{text['subtitle']}</p>
+  <p class="meta">{html.escape(author)}<br>{text['date'](date.today())}<br>
+  {text['licence']}{live}</p>
 </div>
-<nav class="optbook-pdf-contents"><h2>Contents</h2><ol>{''.join(contents)}</ol></nav>""",
+<nav class="optbook-pdf-contents"><h2>{text['contents']}</h2><ol>{''.join(contents)}</ol></nav>""",
         "html.parser")
     article.insert(0, front)
     page.write_text(str(soup), encoding="utf-8")
@@ -146,22 +167,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-build", action="store_true",
                         help="reuse _build/singlehtml as it is")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--lang", choices=sorted(SINGLES), default="en")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"default: {OUTPUT.name}, or the -ja name for --lang ja")
     args = parser.parse_args(argv)
+    args.output = args.output or OUTPUTS[args.lang]
+    single = SINGLES[args.lang]
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"build_pdf: {CHROMIUM} is missing (apt-get install -y chromium)")
     if not args.skip_build:
-        shutil.rmtree(SINGLE, ignore_errors=True)
-        subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build",
-                        "--builder", "singlehtml", str(ROOT)], check=True, cwd=ROOT)
+        shutil.rmtree(single, ignore_errors=True)
+        if args.lang == "en":
+            subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build",
+                            "--builder", "singlehtml", str(ROOT)], check=True, cwd=ROOT)
+        else:
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "build_book.py"),
+                            "--lang", args.lang, "--builder", "singlehtml", "--all"],
+                           check=True, cwd=ROOT)
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     # The single page is the root document's (index.html only redirects to
     # it). Sphinx writes its links to _static/ and _images/ relative to the
     # output folder, even though the root document lives in book/, so the
     # prepared copy goes to the output folder.
-    page = SINGLE / "print.html"
-    shutil.copy(SINGLE / f"{toc_documents()[0][0]}.html", page)
-    chapters = prepare_page(page, config["title"], config["author"], repository_address())
+    page = single / "print.html"
+    shutil.copy(single / f"{toc_documents()[0][0]}.html", page)
+    chapters = prepare_page(page, config["title"], config["author"], repository_address(),
+                            args.lang)
     print_pdf(page, args.output)
     size = args.output.stat().st_size
     shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output

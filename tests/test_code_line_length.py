@@ -20,7 +20,7 @@ CODE_LINE_WIDTH = 77
 """Characters a code cell's ``<pre>`` shows at 1280 px without scrolling.
 
 Measured in headless Chromium (Debian's, as the browser tests use) on the
-built site (``_build/html/book/*.html``) at a 1280 × 844 viewport: a code
+built site (``_build/html/en/book/*.html``) at a 1280 × 844 viewport: a code
 cell's ``pre`` is 684 px wide (``clientWidth``) with 16 px of padding on
 each side, so 652 px of text; its font is 14 px monospace (the theme's
 ``ui-monospace, "Cascadia Code", "Source Code Pro", Menlo, Consolas,

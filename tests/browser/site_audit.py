@@ -34,7 +34,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
-            or ROOT / "_build" / "html")
+            or ROOT / "_build" / "html" / "en").resolve()
 REQUIRE_SITE = os.environ.get("OPTBOOK_REQUIRE_SITE") == "1"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]

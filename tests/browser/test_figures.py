@@ -1,7 +1,7 @@
 """The book's in-page figures respond to every control, offline, in a real browser.
 
 Runs against the BUILT book (``make test`` builds it first; the site root is
-``$OPTBOOK_HTML_DIR``, default ``_build/html``).  Every page holding an
+``$OPTBOOK_HTML_DIR``, default ``_build/html/en``).  Every page holding an
 ``optbook-figure`` (written by ``optbook.figures``, drawn by the runtime
 ``_static/optbook-figures.js``) is opened from ``file://`` in chromium with
 every request to another host blocked and recorded.  For every figure:
@@ -49,7 +49,7 @@ from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_ru
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
-            or ROOT / "_build" / "html")
+            or ROOT / "_build" / "html" / "en").resolve()
 REQUIRE_SITE = os.environ.get("OPTBOOK_REQUIRE_SITE") == "1"
 MAX_PAGE_BYTES = 400 * 1024
 SWEEP = 12                        # slider positions visited besides Home/End/arrows

@@ -3,7 +3,7 @@
 Some things only happen over HTTP: Sphinx's search page fetches each
 result's page to show a snippet of it (``file://`` forbids that fetch), and a
 browser asks a server for the site's icon. A local server
-(``http.server`` on 127.0.0.1, a free port) serves ``_build/html``; every
+(``http.server`` on 127.0.0.1, a free port) serves ``_build/html/en``; every
 request elsewhere is aborted.
 
 * Search-result snippets show math as text, not TeX (issue 21, item 13:

@@ -4,14 +4,14 @@
 
 Runs against the BUILT book (``make test`` builds it first) and one page
 written here from a small Explorer: every page of
-``_build/html`` that contains an ``optbook-widget``, and that page, is opened from
+``_build/html/en`` that contains an ``optbook-widget``, and that page, is opened from
 ``file://`` in Debian's chromium through Playwright; every control of every
 widget is moved with the keyboard (range sliders) or picked (menus), and the
 page must show the frame of the new combination and the new value.  No
 console error, no uncaught exception, and no request to any other host.
 
 The site root is ``$OPTBOOK_HTML_DIR`` (or ``$OPTBOOK_SITE_DIR``, the
-toolchain's name), default ``_build/html``; the browser binary is
+toolchain's name), default ``_build/html/en``; the browser binary is
 ``$OPTBOOK_CHROMIUM``, default ``/usr/bin/chromium`` (``playwright install``
 is not used: the build machine has no access to Playwright's CDN).
 """
@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("OPTBOOK_HTML_DIR") or os.environ.get("OPTBOOK_SITE_DIR")
-            or ROOT / "_build" / "html")
+            or ROOT / "_build" / "html" / "en").resolve()
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 TWIN = re.compile(r'class="optbook-widget"')

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html"))
+# The English edition (make book builds _build/html/en and _build/html/ja);
+# OPTBOOK_SITE_DIR=_build/html/ja runs these tests over the Japanese one.
+SITE = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html" / "en")).resolve()
 
 
 def require_site() -> Path:

@@ -1,6 +1,6 @@
 """The built site must work with no request to any other host.
 
-Runs over _build/html after `jupyter-book build` (``make test`` builds first;
+Runs over _build/html/en after `make book` (``make test`` builds first;
 ``make book`` builds it too). Fast: it only parses the HTML and CSS files.
 
 Links (``<a href="https://...">``) are fine: following one is the reader's

@@ -1,0 +1,181 @@
+"""Sphinx extension: what the translation catalogs hold, and what they leave out.
+
+Loaded by ``_config.yml`` (``sphinx.local_extensions: {book_i18n: scripts}``).
+
+The Japanese edition is the English sources plus message catalogs
+(``locales/ja/LC_MESSAGES/book/<page>.po``, made by ``make catalogs``).
+Sphinx's gettext builder extracts every paragraph, heading, caption, list
+item and admonition of a page, and a few things that no translator should
+touch. This extension marks those untranslatable before Sphinx extracts or
+translates anything (a transform that runs before Sphinx's own ``Locale``
+transform, priority 20):
+
+* display math (``$$ ... $$``, ``{math}`` blocks, ``amsmath`` environments):
+  formulas are the same in both editions, and a formula in a catalog could
+  only drift from the English one;
+* everything a notebook's code cell printed (MyST-NB's cell outputs):
+  numbers are produced by the code and checked by nbval, so a translated
+  copy could silently keep an old number. (Stream and HTML outputs are not
+  extracted by Sphinx anyway; a ``text/markdown`` output would be.)
+
+* a paragraph, heading, table cell or glossary term with nothing to translate: only inline math, inline code,
+  references to another page by its own title (``{doc}``), citations
+  (``{cite:t}``) and text without a Latin letter (numbers, version
+  numbers, and the Japanese terms the glossary already gives), e.g. the
+  cells of the notation table. ``{term}`` references stay translatable: a
+  term's Japanese form is the translator's choice.
+
+Code cells themselves are literal blocks, which Sphinx does not extract
+(``gettext_additional_targets`` is empty).
+
+It also gives every page of both sites what ties it to its twin in the
+other language (``make book`` builds ``_build/html/en`` and
+``_build/html/ja``; a page's twin has the same path under the other one):
+
+* a language switcher in the article header (the template
+  ``book/_templates/optbook-language.html``, added to sphinx-book-theme's
+  ``article_header_end``): "日本語" on an English page, "English" on a
+  Japanese one, linking the twin page;
+* ``<link rel="alternate" hreflang>`` to the twin in every page's head;
+* on a Japanese page whose catalog is not listed in
+  ``locales/ja/complete.txt``, a banner at the top of the article, in
+  Japanese, saying that the translation of this page is not finished and
+  that what is not translated yet appears in English, with the number of
+  translated strings and a link to the English page. The list is checked by
+  ``tests/test_catalogs.py``: a listed page has no fuzzy and no
+  untranslated string.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
+
+
+def in_cell_output(node: nodes.Node) -> bool:
+    """True if ``node`` sits inside the output area of a notebook code cell."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, nodes.Element) and (
+                parent.get("nb_element") in ("cell_code_output", "mime_bundle")
+                or "cell_output" in parent.get("classes", ())):
+            return True
+        parent = parent.parent
+    return False
+
+
+LATIN = re.compile(r"[A-Za-z]")
+
+
+def nothing_to_translate(node: nodes.Node) -> bool:
+    """True if ``node`` holds no prose: math, code, own-title links, letterless text."""
+    if isinstance(node, (nodes.math, nodes.literal, addnodes.index)):
+        return True
+    if isinstance(node, nodes.Text):
+        return not LATIN.search(node.astext())
+    if isinstance(node, addnodes.pending_xref):
+        by_own_title = node.get("reftype") == "doc" and not node.get("refexplicit")
+        citation = node.get("refdomain") == "cite"
+        return by_own_title or citation
+    if isinstance(node, nodes.Element) and node.children:
+        return all(nothing_to_translate(child) for child in node.children)
+    return False
+
+
+class MarkUntranslatable(SphinxTransform):
+    """Mark display math and code-cell outputs ``translatable = False``."""
+
+    default_priority = 10  # before sphinx.transforms.i18n.Locale (20)
+
+    def apply(self, **kwargs) -> None:
+        for node in self.document.findall(nodes.math_block):
+            node["translatable"] = False
+        for node in self.document.findall(nodes.TextElement):
+            if in_cell_output(node) or nothing_to_translate(node):
+                node["translatable"] = False
+
+
+LANGUAGES = ("en", "ja")
+SWITCH_LABEL = {"en": "English", "ja": "日本語"}
+SWITCH_TITLE = {"en": "Read this page in English",
+                "ja": "このページを日本語で読む"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "book" / "_templates"
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
+COMPLETE = "complete.txt"
+BANNER = (
+    '<div class="admonition optbook-translation-banner" lang="ja" role="note">\n'
+    '<p class="admonition-title">翻訳中のページ</p>\n'
+    "<p>このページの日本語訳はまだ完成していません（{done} / {total} 件翻訳済み）。"
+    "未翻訳の部分は英語のまま表示されています。"
+    '<a href="{twin}" hreflang="en" lang="en">English original</a></p>\n'
+    "</div>\n")
+
+
+def complete_pages(lang: str, locales: Path = LOCALES) -> set[str]:
+    """The pages listed in locales/<lang>/complete.txt ('book/02-sgd'; # comments)."""
+    path = locales / lang / COMPLETE
+    if not path.is_file():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text("utf-8").splitlines())
+    return {line for line in lines if line}
+
+
+def translation_counts(lang: str, page: str, locales: Path = LOCALES) -> tuple[int, int] | None:
+    """(translated and not fuzzy, all) strings of a page's catalog, None without one."""
+    path = locales / lang / "LC_MESSAGES" / f"{page}.po"
+    if not path.is_file():
+        return None
+    from babel.messages import pofile
+    with open(path, "rb") as f:
+        catalog = pofile.read_po(f)
+    messages = [m for m in catalog if m.id]
+    done = sum(1 for m in messages if m.string and not m.fuzzy)
+    return done, len(messages)
+
+
+def twin_url(pagename: str, lang: str, other: str) -> str:
+    """The relative URL of a page's twin: ja/book/02-sgd.html -> ../../en/book/02-sgd.html."""
+    return "../" * (pagename.count("/") + 1) + f"{other}/{pagename}.html"
+
+
+def add_switcher(app: Sphinx, config) -> None:
+    """Load book/_templates and put the switcher in the article header."""
+    if str(TEMPLATES) not in config.templates_path:
+        config.templates_path.append(str(TEMPLATES))
+    options = config.html_theme_options
+    end = list(options.get("article_header_end") or ["article-header-buttons.html"])
+    if "optbook-language.html" not in end:
+        options["article_header_end"] = ["optbook-language.html", *end]
+
+
+def page_context(app: Sphinx, pagename: str, templatename: str, context: dict,
+                 doctree) -> None:
+    if app.builder.name != "html":  # the single page that make pdf prints
+        return
+    lang = app.config.language if app.config.language in LANGUAGES else "en"
+    other = "ja" if lang == "en" else "en"
+    url = twin_url(pagename, lang, other)
+    context["optbook_twin"] = {"url": url, "lang": other, "label": SWITCH_LABEL[other],
+                               "title": SWITCH_TITLE[other]}
+    context["metatags"] = context.get("metatags", "") + (
+        f'<link rel="alternate" hreflang="{other}" href="{url}" />\n')
+    if lang == "en" or doctree is None or "body" not in context:
+        return
+    if pagename in complete_pages(lang):
+        return
+    counts = translation_counts(lang, pagename)
+    if counts is None:
+        return
+    context["body"] = BANNER.format(done=counts[0], total=counts[1], twin=url) + context["body"]
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_transform(MarkUntranslatable)
+    app.connect("config-inited", add_switcher)
+    app.connect("html-page-context", page_context)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,154 @@
+"""The Japanese edition's message catalogs: extract, update, check (``make catalogs``).
+
+The catalogs are ``locales/<lang>/LC_MESSAGES/book/<page>.po``, one per
+page of ``_toc.yml`` (``gettext_compact: false``). ``update`` does what a
+change to the English text needs:
+
+1. Sphinx's gettext builder extracts the English pages into
+   ``_build/gettext/book/<page>.pot`` (``scripts/build_book.py --builder
+   gettext``; ``scripts/book_i18n.py`` keeps display math, code-cell outputs
+   and strings with nothing to translate out of them);
+2. ``sphinx-intl update`` merges each template into its ``.po``: new strings
+   arrive untranslated, changed ones are marked fuzzy with the old
+   translation kept as a suggestion, removed ones are dropped
+   (``--no-obsolete``). It rewrites a ``.po`` only when the set of its
+   strings changed, so an unchanged English page leaves its catalog as it is;
+3. a new ``.po`` gets a complete header (sphinx-intl copies the template's
+   placeholders: ``PO-Revision-Date: YEAR-MO-DA``, which ``msgfmt -c``
+   reports): its revision date is its creation date, the header is not
+   fuzzy. Existing catalogs' headers are never touched.
+
+A ``.po`` whose page has left the book is an orphan: ``update`` lists it and
+leaves it (its translations may belong to a renamed page); the test
+``tests/test_catalogs.py`` fails on it.
+
+``stat`` prints translated / fuzzy / untranslated counts per catalog (what
+``sphinx-intl stat`` prints).
+
+Usage::
+
+    .venv/bin/python scripts/catalogs.py update          # make catalogs
+    .venv/bin/python scripts/catalogs.py update --locale-dir /tmp/copy --no-build
+    .venv/bin/python scripts/catalogs.py stat
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import build_book  # noqa: E402
+
+LOCALES = ROOT / "locales"
+POT_DIR = ROOT / "_build" / "gettext"
+LANGUAGES = ("ja",)
+LINE_WIDTH = 76
+TRANSLATOR = "The optbook translators"
+TEAMS = {"ja": "Japanese edition of Optimization for Deep Learning"}
+PLACEHOLDER_DATE = "YEAR-MO-DA"
+
+
+def catalog_dir(lang: str, locale_dir: Path = LOCALES) -> Path:
+    return locale_dir / lang / "LC_MESSAGES"
+
+
+def pages(pot_dir: Path = POT_DIR) -> list[str]:
+    """The pages the templates cover, as 'book/02-sgd' (relative, no suffix)."""
+    return sorted(p.relative_to(pot_dir).with_suffix("").as_posix()
+                  for p in pot_dir.rglob("*.pot"))
+
+
+def po_files(lang: str, locale_dir: Path = LOCALES) -> list[str]:
+    """The catalogs of a language, as 'book/02-sgd'."""
+    base = catalog_dir(lang, locale_dir)
+    return sorted(p.relative_to(base).with_suffix("").as_posix()
+                  for p in base.rglob("*.po"))
+
+
+def orphans(lang: str, locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR) -> list[str]:
+    """Catalogs with no template, i.e. of a page that is no longer in the book."""
+    return sorted(set(po_files(lang, locale_dir)) - set(pages(pot_dir)))
+
+
+def complete_header(path: Path, lang: str) -> bool:
+    """Give a new catalog a real header; returns True if the file was rewritten."""
+    from babel.messages import pofile
+    with open(path, "rb") as f:
+        catalog = pofile.read_po(f)
+    header = catalog.mime_headers
+    revision = dict(header).get("PO-Revision-Date", "")
+    if not revision.startswith(PLACEHOLDER_DATE) and not catalog.fuzzy:
+        return False
+    catalog.revision_date = catalog.creation_date
+    catalog.last_translator = TRANSLATOR
+    catalog.language_team = TEAMS.get(lang, lang)
+    catalog.fuzzy = False
+    with open(path, "wb") as f:
+        pofile.write_po(f, catalog, width=LINE_WIDTH)
+    return True
+
+
+def update(locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR,
+           languages=LANGUAGES, build: bool = True) -> dict:
+    """Extract (unless build=False), merge into the .po files, complete new headers."""
+    from sphinx_intl import basic
+    if build:
+        status = build_book.build("en", "gettext", force_all=True, quiet=True)
+        if status:
+            raise SystemExit(f"the gettext build failed (exit status {status})")
+    if not any(pot_dir.rglob("*.pot")):
+        raise SystemExit(f"no .pot file under {pot_dir}: run the gettext build first")
+    result = basic.update(str(locale_dir), str(pot_dir), tuple(languages),
+                          line_width=LINE_WIDTH, ignore_obsolete=True, jobs=1)
+    for lang in languages:
+        for page in po_files(lang, locale_dir):
+            complete_header(catalog_dir(lang, locale_dir) / f"{page}.po", lang)
+        lost = orphans(lang, locale_dir, pot_dir)
+        if lost:
+            print(f"orphan catalogs ({lang}): no page of the book has them; "
+                  f"move their translations or delete them: {', '.join(lost)}")
+    return result
+
+
+def stat(lang: str = "ja", locale_dir: Path = LOCALES) -> dict[str, tuple[int, int, int]]:
+    """{page: (translated, fuzzy, untranslated)} for a language's catalogs."""
+    from babel.messages import pofile
+    counts = {}
+    for page in po_files(lang, locale_dir):
+        with open(catalog_dir(lang, locale_dir) / f"{page}.po", "rb") as f:
+            catalog = pofile.read_po(f)
+        messages = [m for m in catalog if m.id]
+        fuzzy = sum(1 for m in messages if m.fuzzy)
+        untranslated = sum(1 for m in messages if not m.fuzzy and not m.string)
+        counts[page] = (len(messages) - fuzzy - untranslated, fuzzy, untranslated)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("update", help="extract the English text and update the catalogs")
+    up.add_argument("--locale-dir", type=Path, default=LOCALES)
+    up.add_argument("--no-build", action="store_true",
+                    help="use the templates already in _build/gettext")
+    st = sub.add_parser("stat", help="translated, fuzzy, untranslated per catalog")
+    st.add_argument("--locale-dir", type=Path, default=LOCALES)
+    args = parser.parse_args(argv)
+    if args.command == "update":
+        update(args.locale_dir, build=not args.no_build)
+        return 0
+    for lang in LANGUAGES:
+        total = [0, 0, 0]
+        for page, (done, fuzzy, todo) in stat(lang, args.locale_dir).items():
+            print(f"{lang}/{page}.po: {done} translated, {fuzzy} fuzzy, {todo} untranslated")
+            total = [a + b for a, b in zip(total, (done, fuzzy, todo))]
+        print(f"{lang} total: {total[0]} translated, {total[1]} fuzzy, {total[2]} untranslated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
