@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import subprocess
@@ -164,12 +165,34 @@ def build(lang: str = "en", builder: str = "html", force_all: bool = False,
     if isinstance(result, Exception):
         raise result
     if lang != "en" and builder == "html":
-        # the download button of a Japanese page gives the Japanese notebook
-        import translate_notebooks
-        translate_notebooks.write_notebooks(out / "_sources" / "book",
-                                            translate_notebooks.book_notebooks(), lang,
-                                            quiet=True)
+        # the download button of a Japanese page gives the Japanese notebook,
+        # as a reader's notebook (citations, terms and numbers resolved for
+        # JupyterLab, as the English pages' downloads are: book_site.py)
+        write_translated_reader_notebooks(out / "_sources" / "book", lang)
     return int(result)
+
+
+def write_translated_reader_notebooks(out_dir: Path, lang: str) -> None:
+    """Each notebook translated from the catalogs; each chapter's then made a
+    reader's notebook with the translated titles in its links."""
+    import reader_notebooks
+    import translate_notebooks
+
+    written = translate_notebooks.write_notebooks(out_dir, translate_notebooks.book_notebooks(),
+                                                  lang, quiet=True)
+    chapters = {p.name: p for p in reader_notebooks.chapter_notebooks(ROOT)}
+    catalogs = translate_notebooks.LOCALES / lang / "LC_MESSAGES"
+    book = reader_notebooks.translated_book(
+        reader_notebooks.load_book(ROOT),
+        {page: translate_notebooks.load_translations(page, lang)
+         for page, _ in reader_notebooks.toc_pages(ROOT) if (catalogs / f"{page}.po").is_file()})
+    for name in written:
+        if name in chapters:
+            target = out_dir / name
+            notebook = json.loads(target.read_text(encoding="utf-8"))
+            notebook = reader_notebooks.reader_notebook(chapters[name], book, ROOT, notebook)
+            target.write_text(json.dumps(notebook, ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
 
 
 ROOT_PAGE = """<!DOCTYPE html>

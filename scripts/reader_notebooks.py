@@ -416,8 +416,13 @@ def _rewrite_markdown(text: str, page: str, book: Book, index: list) -> str:
                      for is_code, part in segments)
 
 
-def reader_notebook(path: Path, book: Book | None = None, root: Path = ROOT) -> dict:
-    """The reader's version of the chapter notebook at ``path`` (a notebook dict)."""
+def reader_notebook(path: Path, book: Book | None = None, root: Path = ROOT,
+                    notebook: dict | None = None) -> dict:
+    """The reader's version of the chapter notebook at ``path`` (a notebook dict).
+
+    ``notebook``, if given, is used instead of the file's content (the Japanese
+    edition passes the notebook translated from the catalogs; ``path`` still
+    says which page it is)."""
     path = Path(path)
     book = book or load_book(root)
     try:
@@ -426,7 +431,7 @@ def reader_notebook(path: Path, book: Book | None = None, root: Path = ROOT) -> 
         page = None
     if page not in book.titles:
         raise ValueError(f"Invalid notebook: {path} is not a page of _toc.yml")
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb = notebook if notebook is not None else json.loads(path.read_text(encoding="utf-8"))
     out = copy.deepcopy(nb)
     index = [0]
     for cell in out["cells"]:
@@ -434,10 +439,24 @@ def reader_notebook(path: Path, book: Book | None = None, root: Path = ROOT) -> 
             continue
         text = _rewrite_markdown("".join(cell["source"]), page, book, index)
         cell["source"] = text.splitlines(keepends=True)
-    out.setdefault("metadata", {})["optbook"] = {
-        "reader": "citations, terms, cross-references and numbers resolved for JupyterLab "
-                  "by scripts/reader_notebooks.py; the source is " + path.name}
+    out.setdefault("metadata", {}).setdefault("optbook", {})["reader"] = (
+        "citations, terms, cross-references and numbers resolved for JupyterLab "
+        "by scripts/reader_notebooks.py; the source is " + path.name)
     return out
+
+
+def translated_book(book: Book, translations: dict) -> Book:
+    """``book`` with its page and section titles in another language.
+
+    ``translations`` maps a page (``book/03-momentum``) to its catalog
+    ({English: translation}); a title without a translation stays English."""
+    def tr(page: str, text: str) -> str:
+        return translations.get(page, {}).get(text, text)
+
+    targets = {label: dataclasses.replace(t, text=tr(t.page, t.text)) if t.kind == "section" else t
+               for label, t in book.targets.items()}
+    return dataclasses.replace(book, titles={p: tr(p, t) for p, t in book.titles.items()},
+                               targets=targets)
 
 
 def chapter_notebooks(root: Path = ROOT) -> list[Path]:
