@@ -48,6 +48,8 @@ other language (``make book`` builds ``_build/html/en`` and
 
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 
@@ -174,8 +176,37 @@ def page_context(app: Sphinx, pagename: str, templatename: str, context: dict,
     context["body"] = BANNER.format(done=counts[0], total=counts[1], twin=url) + context["body"]
 
 
+@functools.lru_cache(maxsize=None)
+def _root_translations(lang: str, root_doc: str) -> dict[str, str]:
+    """{English: translation} of the root page's catalog (it holds the toc's captions)."""
+    path = LOCALES / lang / "LC_MESSAGES" / f"{root_doc}.po"
+    if not path.is_file():
+        return {}
+    from babel.messages import pofile
+    with open(path, "rb") as f:
+        catalog = pofile.read_po(f)
+    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+
+
+def translate_toc_captions(app: Sphinx, doctree) -> None:
+    """The sidebar's part captions ("Chapters", "Appendices") in the page's language.
+
+    sphinx-external-toc inserts the root page's toctrees after Sphinx has
+    translated the page, so their captions, though extracted into the root
+    page's catalog, stay English; this puts the catalog's translation in."""
+    lang = app.config.language
+    if lang in (None, "", "en"):
+        return
+    translations = _root_translations(lang, app.config.root_doc)
+    for node in doctree.findall(addnodes.toctree):
+        caption = node.get("caption")
+        if caption and caption in translations:
+            node["caption"] = translations[caption]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_transform(MarkUntranslatable)
+    app.connect("doctree-read", translate_toc_captions, priority=900)
     app.connect("config-inited", add_switcher)
     app.connect("html-page-context", page_context)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

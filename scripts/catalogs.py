@@ -92,6 +92,28 @@ def complete_header(path: Path, lang: str) -> bool:
     return True
 
 
+FORMAT_FLAGS = {"python-format", "python-brace-format"}
+
+
+def strip_format_flags(path: Path) -> bool:
+    """Drop the python-format flags babel guesses from a message's "%" or braces.
+
+    The messages are book text, not format strings: with the flag, msgfmt -c
+    rejects a translation of "10% of" that does not repeat "% o". Returns True
+    if the file was rewritten."""
+    from babel.messages import pofile
+    with open(path, "rb") as f:
+        catalog = pofile.read_po(f)
+    flagged = [m for m in catalog if m.id and m.flags & FORMAT_FLAGS]
+    if not flagged:
+        return False
+    for message in flagged:
+        message.flags -= FORMAT_FLAGS
+    with open(path, "wb") as f:
+        pofile.write_po(f, catalog, width=LINE_WIDTH)
+    return True
+
+
 def update(locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR,
            languages=LANGUAGES, build: bool = True) -> dict:
     """Extract (unless build=False), merge into the .po files, complete new headers."""
@@ -107,6 +129,7 @@ def update(locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR,
     for lang in languages:
         for page in po_files(lang, locale_dir):
             complete_header(catalog_dir(lang, locale_dir) / f"{page}.po", lang)
+            strip_format_flags(catalog_dir(lang, locale_dir) / f"{page}.po")
         lost = orphans(lang, locale_dir, pot_dir)
         if lost:
             print(f"orphan catalogs ({lang}): no page of the book has them; "

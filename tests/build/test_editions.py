@@ -112,14 +112,28 @@ def test_banner_on_exactly_the_pages_not_listed_complete():
     assert not [p for p in _pages("en") if BANNER in p.read_text(encoding="utf-8")]
 
 
-def test_japanese_download_gives_the_japanese_notebook():
+def test_japanese_download_gives_the_japanese_readers_notebook():
+    """The Japanese page's download: the notebook translated from the catalogs,
+    then made a reader's notebook (citations, terms and numbers resolved for
+    JupyterLab, links titled in Japanese), as the English pages' are."""
+    import reader_notebooks
     import translate_notebooks
     page = (HTML / "ja" / "book" / "02-sgd.html").read_text(encoding="utf-8")
     assert 'href="../_sources/book/02-sgd.ipynb"' in page
     served = json.loads((HTML / "ja" / "_sources" / "book" / "02-sgd.ipynb").read_text("utf-8"))
-    expected, _ = translate_notebooks.translate_notebook(ROOT / "book" / "02-sgd.ipynb", "ja")
+    source = ROOT / "book" / "02-sgd.ipynb"
+    translated, _ = translate_notebooks.translate_notebook(source, "ja")
+    book = reader_notebooks.translated_book(
+        reader_notebooks.load_book(ROOT),
+        {p: translate_notebooks.load_translations(p, "ja")
+         for p, _ in reader_notebooks.toc_pages(ROOT)
+         if (ROOT / "locales" / "ja" / "LC_MESSAGES" / f"{p}.po").is_file()})
+    expected = reader_notebooks.reader_notebook(source, book, ROOT, translated)
     assert served == json.loads(json.dumps(expected))
-    assert served["metadata"]["optbook"] == {"text_language": "ja"}
+    assert served["metadata"]["optbook"]["text_language"] == "ja"
+    text = "".join("".join(c["source"]) for c in served["cells"] if c["cell_type"] == "markdown")
+    assert "{cite" not in text and "{term}" not in text
+    assert "確率的勾配降下法" in text
 
 
 def test_japanese_search_index_has_glossary_terms_as_words():
@@ -132,3 +146,12 @@ def test_japanese_search_index_has_glossary_terms_as_words():
         hits = index["terms"][term]
         hits = [hits] if isinstance(hits, int) else hits
         assert "book/glossary" in [docnames[i] for i in hits]
+
+
+def test_japanese_sidebar_captions_are_translated():
+    """The toc's part captions come from the root page's catalog (book_i18n)."""
+    _pages("ja")
+    ja = (HTML / "ja" / "book" / "03-momentum.html").read_text(encoding="utf-8")
+    en = (HTML / "en" / "book" / "03-momentum.html").read_text(encoding="utf-8")
+    assert re.findall(r'caption-text">([^<]*)', ja) == ["章", "付録"]
+    assert re.findall(r'caption-text">([^<]*)', en) == ["Chapters", "Appendices"]
