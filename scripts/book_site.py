@@ -98,12 +98,20 @@ def repository_address(environ=os.environ) -> str:
     return url
 
 
-def repository_theme_options(options: dict, url: str) -> dict:
-    """sphinx-book-theme's options with the repository buttons on (``url``) or off ("")."""
+def repository_theme_options(options: dict, url: str, language: str = "en") -> dict:
+    """sphinx-book-theme's options with the repository buttons on (``url``) or off ("").
+
+    On a translated edition (``language`` not English) the Binder button opens
+    the translated notebook, which binder/postBuild writes to ``<language>/book/``
+    (the theme's ``path_to_docs``), and there is no Colab button: Colab reads
+    notebooks from the repository itself, which holds only the English ones."""
     options = dict(options or {})
     launch = dict(options.get("launch_buttons") or {})
     if url:
         options.update(repository_url=url, use_repository_button=True, use_issues_button=True)
+        if language and language != "en":
+            options["path_to_docs"] = language
+            launch.pop("colab_url", None)
     else:
         options.pop("repository_url", None)
         options.update(use_repository_button=False, use_issues_button=False,
@@ -120,7 +128,8 @@ def repository_theme_options(options: dict, url: str) -> dict:
 def configure_repository(app: Sphinx, config) -> None:
     url = repository_address()
     config.optbook_repository = url
-    config.html_theme_options = repository_theme_options(config.html_theme_options, url)
+    config.html_theme_options = repository_theme_options(config.html_theme_options, url,
+                                                         config.language or "en")
 
 
 class IfRepository(SphinxDirective):

@@ -267,7 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--builder", choices=BUILDERS, default="html")
     parser.add_argument("--all", action="store_true", help="re-read and re-write every page (fresh environment)")
     parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--write-notebooks", metavar="LANG", choices=LANGUAGES[1:],
+                        help="only write that edition's notebooks to LANG/book/ "
+                             "(binder/postBuild: the Japanese pages' Binder button opens them)")
     args = parser.parse_args(argv)
+    if args.write_notebooks:
+        write_translated_reader_notebooks(ROOT / args.write_notebooks / "book", args.write_notebooks)
+        return 0
     if args.lang != "all":
         return build(args.lang, args.builder, args.all, args.quiet)
     if args.builder != "html":

@@ -108,6 +108,14 @@ def test_the_theme_buttons_follow_the_address():
     assert on["repository_url"] == "https://github.com/a/b"
     assert on["use_repository_button"] and on["use_issues_button"]
     assert on["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert on["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert "path_to_docs" not in on
+    # the Japanese edition: Binder opens ja/book/<page>.ipynb (binder/postBuild
+    # writes the Japanese notebooks there); no Colab, which reads the repository
+    ja = book_site.repository_theme_options(yaml_options, "https://github.com/a/b", "ja")
+    assert ja["path_to_docs"] == "ja"
+    assert ja["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert "colab_url" not in ja["launch_buttons"]
 
 
 SMALL_BOOK = '''# Small
