@@ -140,6 +140,8 @@ def update_figures(lang: str, locale_dir: Path = LOCALES, book: Path = BOOK) -> 
         catalog.revision_date = catalog.creation_date
         catalog.last_translator = TRANSLATOR
         catalog.language_team = TEAMS.get(lang, lang)
+    for message in catalog:   # babel guesses %-formats ("10 % of peak"); none is one
+        message.flags.discard("python-format")
     out = io.BytesIO()
     pofile.write_po(out, catalog, width=LINE_WIDTH, sort_output=False,
                     include_previous=True)
