@@ -16,7 +16,8 @@ export const JA = {
   "step t": "ステップ t",
   "loss against steps": "ステップに対する損失",
   "optimizer paths on {title}": "{title} 上のオプティマイザの軌跡",
-  "landscape": "関数",
+  "landscape": "目的関数",
+  "{text}: {note}": "{text}：{note}",
   // phase diagram (heavy ball)
   "diverges": "発散",
   "critically damped": "臨界減衰",

@@ -64,7 +64,7 @@ export function pathFigure(root, spec, extra = null) {
     losses.update(runs, land.min);
     const text = headline(c.headline || spec.headline, { ...values, ...(c.constants || {}) });
     const note = regime(spec.regimes, values);
-    head.text(note ? `${text}: ${note}` : text);
+    head.text(note ? t("{text}: {note}", { text, note }) : text);
     runs.forEach(({ label, run }, k) => items[k].text(readoutText(label, run, land.min)));
     last = runs;
     hooks.forEach((f) => f(values, runs));
