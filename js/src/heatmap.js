@@ -175,7 +175,7 @@ export function heatmapFigure(root, spec) {
   function choose(r, c) {
     selected = [r, c];
     grids.forEach((g) => g.chosen.attr("x", g.cx(c) + 3).attr("y", g.cy(r) + 3));
-    head.text(`${spec.title ? `${spec.title}; ` : ""}`
+    head.text((spec.title ? t("{title}; ", { title: spec.title }) : "")
       + t("selected {x} = {xv}, {y} = {yv}", { x: spec.x.label, xv: spec.x.labels[c], y: spec.y.label, yv: spec.y.labels[r] })
       + (spec.curves ? t(" (click a cell to draw its curves)") : ""));
     if (!curves) return;

@@ -47,6 +47,7 @@ export const JA = {
   "final η": "最終 η",
   "learning rate against steps": "ステップに対する学習率",
   "expected loss against steps": "ステップに対する期待損失",
+  "expected loss (noisy quadratic)": "期待損失（ノイズのある二次モデル）",
   // stored runs
   "{x} {value}: {count} of {seeds} seeds diverged": "{x} {value}：{seeds} シード中 {count} シードが発散",
   "{label}: no {x} where every seed finished": "{label}：すべてのシードが完走した {x} はない",
@@ -63,10 +64,11 @@ export const JA = {
   // heatmap
   "{panel}, {where}: every seed diverged": "{panel}、{where}：全シードが発散",
   ", {count} of {seeds} seeds diverged": "、{seeds} シード中 {count} シードが発散",
-  "{panel}, {where}: {value} mean {mean}{spread}; seeds {list}{lost}": "{panel}、{where}：{value} の平均 {mean}{spread}。各シード {list}{lost}",
+  "{panel}, {where}: {value} mean {mean}{spread}; seeds {list}{lost}": "{panel}、{where}：{value}の平均 {mean}{spread}。各シード {list}{lost}",
   "div.": "発散",
   "best of {text}": "最良：{text}",
   "{panel}: no cell where every seed finished": "{panel}：すべてのシードが完走したセルはない",
+  "{title}; ": "{title}。",
   "selected {x} = {xv}, {y} = {yv}": "選択中 {x} = {xv}、{y} = {yv}",
   " (click a cell to draw its curves)": "（セルをクリックすると曲線を描く）",
   "{panel}: {value} over {x} and {y}; arrow keys move between cells, Enter selects":

@@ -107,7 +107,7 @@ export function scheduleFigure(root, spec) {
   left.svg.append("g").attr("transform", `translate(0,${left.inner.y0})`).call(axisBottom(xl).ticks(5));
   left.svg.append("g").attr("transform", `translate(${left.inner.x0},0)`).call(axisLeft(yl).ticks(5));
   left.svg.append("text").attr("x", (left.inner.x0 + left.inner.x1) / 2).attr("y", left.inner.y0 + 30)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text(t("step t"));
   left.svg.append("text").attr("transform", `translate(${left.inner.x0 - 34},${(left.inner.y0 + left.inner.y1) / 2}) rotate(-90)`)
     .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("ηₜ");
   const leftTitle = left.svg.append("text").attr("x", (left.inner.x0 + left.inner.x1) / 2).attr("y", 16)
@@ -128,9 +128,9 @@ export function scheduleFigure(root, spec) {
   right.svg.append("g").attr("transform", `translate(${right.inner.x0},0)`)
     .call(axisLeft(yr).tickValues(decades).tickFormat((v) => `1e${Math.round(Math.log10(v))}`));
   right.svg.append("text").attr("x", (right.inner.x0 + right.inner.x1) / 2).attr("y", right.inner.y0 + 30)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text(t("step t"));
   right.svg.append("text").attr("x", (right.inner.x0 + right.inner.x1) / 2).attr("y", 16)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-title").text("expected loss (noisy quadratic)");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-title").text(t("expected loss (noisy quadratic)"));
   const lossRef = right.svg.append("path").attr("fill", "none").attr("stroke", grey).attr("stroke-width", 1.4);
   const lossLine = right.svg.append("path").attr("fill", "none").attr("stroke", blue).attr("stroke-width", 1.8);
   const cursor = right.svg.append("line").attr("stroke", "#888").attr("stroke-dasharray", "3,3")
