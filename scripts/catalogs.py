@@ -27,7 +27,8 @@ One more catalog holds the in-page figures' strings:
 orphan). ``update`` collects, from every notebook's stored figure specs
 (``book/*.ipynb``, the text/html outputs ``optbook.figures`` writes), the
 strings the spec schema marks ``"x-translate"`` (labels, titles, headlines,
-legends, notes: ``optbook.figures.translate``) and merges them into it the
+legends, notes: ``optbook.figures.translate``) and the still image's alt
+text and note and merges them into it the
 way sphinx-intl merges a page: new strings untranslated, changed ones fuzzy,
 removed ones dropped, the file rewritten only when its messages changed. The
 Japanese build swaps them inside each figure's JSON (``scripts/book_i18n.py``).
@@ -97,7 +98,7 @@ def figure_strings(book: Path = BOOK) -> list[tuple[str, list[str]]]:
     ones nbval checks, so the catalog follows what the reader sees.
     """
     import json
-    from optbook.figures.translate import display_strings, specs_in_html
+    from optbook.figures.translate import display_strings, specs_in_html, static_strings
     found: dict[str, list[str]] = {}
     for nb in sorted(book.glob("*.ipynb")):
         where = nb.relative_to(book.parent).as_posix()
@@ -108,11 +109,12 @@ def figure_strings(book: Path = BOOK) -> list[tuple[str, list[str]]]:
                 if not text:
                     continue
                 text = "".join(text) if isinstance(text, list) else text
-                for spec in specs_in_html(text):
-                    for string in display_strings(spec).values():
-                        places = found.setdefault(string, [])
-                        if where not in places:
-                            places.append(where)
+                specs = specs_in_html(text)
+                strings = [s for spec in specs for s in display_strings(spec).values()]
+                for string in strings + (static_strings(text) if specs else []):
+                    places = found.setdefault(string, [])
+                    if where not in places:
+                        places.append(where)
     return list(found.items())
 
 
@@ -144,7 +146,7 @@ def update_figures(lang: str, locale_dir: Path = LOCALES, book: Path = BOOK) -> 
         message.flags.discard("python-format")
     out = io.BytesIO()
     pofile.write_po(out, catalog, width=LINE_WIDTH, sort_output=False,
-                    include_previous=True)
+                    include_previous=False)
     new = out.getvalue()
     if path.is_file() and path.read_bytes() == new:
         return False

@@ -99,10 +99,23 @@ def test_every_stored_figure_translated_still_passes_the_schema():
     table = book_i18n.figure_table("ja")
     assert table, "locales/ja/LC_MESSAGES/figures.po has no translation"
     for name, text in stored_figure_html():
-        for spec in T.specs_in_html(T.translate_html(text, table)):
+        translated = T.translate_html(text, table)
+        for spec in T.specs_in_html(translated):
             F.validate(spec)
             left = [s for s in T.display_strings(spec).values() if s in table and table[s] != s]
             assert not left, (name, left)
+        # the still image's alt text and the note under it (readers without scripts)
+        assert T.static_strings(text) and not set(T.static_strings(translated)) & set(table), name
+
+
+def test_alt_text_and_note_are_swapped_and_escaped():
+    from optbook.figures.static import figure_html, NO_SCRIPT_NOTE
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000100")
+    page = figure_html(RUNS, png, (1, 1), "Adam's \"loss\"")
+    assert T.static_strings(page) == ["Adam's \"loss\"", NO_SCRIPT_NOTE]
+    out = T.translate_html(page, {"Adam's \"loss\"": "Adam の「損失」 & <x>", NO_SCRIPT_NOTE: "静止画像。"})
+    assert 'alt="Adam の「損失」 &amp; &lt;x&gt;"' in out and "<em>静止画像。</em>" in out
+    assert T.translate_html(page, {}) == page
 
 
 def figures_catalog(lang="ja"):

@@ -12,6 +12,11 @@ figure's JSON before the page is written.
 A string with no Latin letter (``"0.1"``, ``"η"``, ``"β₁"``) has nothing to
 translate and is left out, as the page catalogs leave out such text.
 
+Around the spec, the figure's HTML holds two more strings a reader without
+scripts sees: the still image's ``alt`` text and the one-line note under it
+(``static.figure_html``); :func:`static_strings` finds them and
+:func:`translate_html` swaps them too.
+
 A headline is a template the page fills in (``"Adam: η = {lr}"``, see
 ``js/src/paths.js``): its ``{…}`` fields must survive translation, which
 :func:`placeholders` lets a test check.
@@ -19,6 +24,7 @@ A headline is a template the page fills in (``"Adam: η = {lr}"``, see
 
 from __future__ import annotations
 
+import html as _html
 import json
 import re
 from typing import Iterator, Mapping
@@ -29,6 +35,11 @@ LATIN = re.compile(r"[A-Za-z]")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 SPEC_SCRIPT = re.compile(
     r'(<script type="application/json" class="optbook-figure-spec">)(.*?)(</script>)', re.S)
+
+STATIC_TEXT = (
+    re.compile(r'(<img class="optbook-figure-static" [^>]*?alt=")([^"]*)(")'),
+    re.compile(r'(<p class="optbook-figure-static optbook-figure-note"><em>)(.*?)(</em></p>)', re.S),
+)
 
 
 def _resolve(node: Mapping) -> Mapping:
@@ -102,11 +113,27 @@ def dump_spec(spec: Mapping) -> str:
                       separators=(",", ":")).replace("<", "\\u003c")
 
 
+def static_strings(html: str) -> list[str]:
+    """The still image's alt text and the note under it, unescaped, in page order."""
+    found = []
+    for pattern in STATIC_TEXT:
+        found += [_html.unescape(m.group(2)) for m in pattern.finditer(html)]
+    return [text for text in found if LATIN.search(text)]
+
+
 def translate_html(html: str, table: Mapping[str, str]) -> str:
-    """``html`` with the display strings of every figure spec in it translated."""
+    """``html`` with every figure's display strings translated (spec, alt text, note)."""
     def swap(m):
         spec = translate_spec(json.loads(m.group(2)), table)
         return m.group(1) + dump_spec(spec) + m.group(3)
+
+    def swap_static(m):
+        text = table.get(_html.unescape(m.group(2)))
+        return m.group(1) + _html.escape(text) + m.group(3) if text else m.group(0)
+    if not SPEC_SCRIPT.search(html):
+        return html
+    for pattern in STATIC_TEXT:
+        html = pattern.sub(swap_static, html)
     return SPEC_SCRIPT.sub(swap, html)
 
 
