@@ -25,6 +25,17 @@ transform, priority 20):
   cells of the notation table. ``{term}`` references stay translatable: a
   term's Japanese form is the translator's choice.
 
+In a translated build it also translates the in-page figures: the strings a
+reader sees in a figure (slider labels, titles, legends, headlines) live in
+the figure's spec, JSON inside a code cell's HTML output, which Sphinx never
+extracts. ``scripts/catalogs.py`` collects them into one catalog,
+``locales/<lang>/LC_MESSAGES/figures.po``; the transform
+``TranslateFigures`` replaces each translated one inside the JSON
+(``optbook.figures.translate``) as the page is read, and records the catalog
+as a dependency of the page, so a new translation rebuilds it. The words the
+runtime writes itself (readouts, "diverged", axis words) come from its own
+two-language table (``js/src/i18n.js``), chosen by the page's ``<html lang>``.
+
 Code cells themselves are literal blocks, which Sphinx does not extract
 (``gettext_additional_targets`` is empty).
 
@@ -100,6 +111,50 @@ class MarkUntranslatable(SphinxTransform):
         for node in self.document.findall(nodes.TextElement):
             if in_cell_output(node) or nothing_to_translate(node):
                 node["translatable"] = False
+
+
+FIGURE_SPEC = 'class="optbook-figure-spec"'
+
+
+def figure_table(lang: str, locales: Path | None = None) -> dict[str, str]:
+    """{English: translation} of figures.po: translated, not fuzzy ({} without one)."""
+    path = (locales or LOCALES) / lang / "LC_MESSAGES" / "figures.po"
+    if not path.is_file():
+        return {}
+    from babel.messages import pofile
+    with open(path, "rb") as f:
+        catalog = pofile.read_po(f)
+    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+
+
+class TranslateFigures(SphinxTransform):
+    """In a translated build, swap the figures' display strings in their specs."""
+
+    default_priority = 30
+
+    def apply(self, **kwargs) -> None:
+        lang = self.config.language
+        if not lang or lang == "en":
+            return
+        raws = [n for n in self.document.findall(nodes.raw)
+                if n.get("format") == "html" and FIGURE_SPEC in n.astext()]
+        if not raws:
+            return
+        path = LOCALES / lang / "LC_MESSAGES" / "figures.po"
+        if path.is_file():
+            self.env.note_dependency(str(path))
+        table = figure_table(lang)
+        if not table:
+            return
+        try:
+            from optbook.figures.translate import translate_html
+        except ImportError:
+            import sys
+            sys.path.insert(0, str(LOCALES.parent / "code"))
+            from optbook.figures.translate import translate_html
+        for node in raws:
+            text = translate_html(node.astext(), table)
+            node.replace(node.children[0], nodes.Text(text))
 
 
 LANGUAGES = ("en", "ja")
@@ -206,6 +261,7 @@ def translate_toc_captions(app: Sphinx, doctree) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.add_transform(MarkUntranslatable)
+    app.add_transform(TranslateFigures)
     app.connect("doctree-read", translate_toc_captions, priority=900)
     app.connect("config-inited", add_switcher)
     app.connect("html-page-context", page_context)

@@ -22,6 +22,17 @@ A ``.po`` whose page has left the book is an orphan: ``update`` lists it and
 leaves it (its translations may belong to a renamed page); the test
 ``tests/test_catalogs.py`` fails on it.
 
+One more catalog holds the in-page figures' strings:
+``locales/<lang>/LC_MESSAGES/figures.po`` (no page of its own, so not an
+orphan). ``update`` collects, from every notebook's stored figure specs
+(``book/*.ipynb``, the text/html outputs ``optbook.figures`` writes), the
+strings the spec schema marks ``"x-translate"`` (labels, titles, headlines,
+legends, notes: ``optbook.figures.translate``) and the still image's alt
+text and note and merges them into it the
+way sphinx-intl merges a page: new strings untranslated, changed ones fuzzy,
+removed ones dropped, the file rewritten only when its messages changed. The
+Japanese build swaps them inside each figure's JSON (``scripts/book_i18n.py``).
+
 ``stat`` prints translated / fuzzy / untranslated counts per catalog (what
 ``sphinx-intl stat`` prints).
 
@@ -40,6 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(1, str(ROOT / "code"))
 
 import build_book  # noqa: E402
 
@@ -50,6 +62,10 @@ LINE_WIDTH = 76
 TRANSLATOR = "The optbook translators"
 TEAMS = {"ja": "Japanese edition of Optimization for Deep Learning"}
 PLACEHOLDER_DATE = "YEAR-MO-DA"
+
+
+FIGURES = "figures"          # locales/<lang>/LC_MESSAGES/figures.po
+BOOK = ROOT / "book"
 
 
 def catalog_dir(lang: str, locale_dir: Path = LOCALES) -> Path:
@@ -66,7 +82,77 @@ def po_files(lang: str, locale_dir: Path = LOCALES) -> list[str]:
     """The catalogs of a language, as 'book/02-sgd'."""
     base = catalog_dir(lang, locale_dir)
     return sorted(p.relative_to(base).with_suffix("").as_posix()
-                  for p in base.rglob("*.po"))
+                  for p in base.rglob("*.po")
+                  if p.relative_to(base).with_suffix("").as_posix() != FIGURES)
+
+
+def figures_po(lang: str, locale_dir: Path = LOCALES) -> Path:
+    """The catalog of the figures' strings (not a page's)."""
+    return catalog_dir(lang, locale_dir) / f"{FIGURES}.po"
+
+
+def figure_strings(book: Path = BOOK) -> list[tuple[str, list[str]]]:
+    """[(string, [notebook, ...])] of every figure's display strings, in book order.
+
+    Read from the notebooks' stored outputs: the specs a page shows are the
+    ones nbval checks, so the catalog follows what the reader sees.
+    """
+    import json
+    from optbook.figures.translate import display_strings, specs_in_html, static_strings
+    found: dict[str, list[str]] = {}
+    for nb in sorted(book.glob("*.ipynb")):
+        where = nb.relative_to(book.parent).as_posix()
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            for output in cell.get("outputs", []):
+                text = output.get("data", {}).get("text/html")
+                if not text:
+                    continue
+                text = "".join(text) if isinstance(text, list) else text
+                specs = specs_in_html(text)
+                strings = [s for spec in specs for s in display_strings(spec).values()]
+                for string in strings + (static_strings(text) if specs else []):
+                    places = found.setdefault(string, [])
+                    if where not in places:
+                        places.append(where)
+    return list(found.items())
+
+
+def update_figures(lang: str, locale_dir: Path = LOCALES, book: Path = BOOK) -> bool:
+    """Merge the figures' strings into figures.po; True if the file was (re)written."""
+    import io
+    from babel.messages import pofile
+    from babel.messages.catalog import Catalog
+    template = Catalog(project="Optimization for Deep Learning", fuzzy=False)
+    for string, places in figure_strings(book):
+        template.add(string, locations=[(p, None) for p in places])
+    path = figures_po(lang, locale_dir)
+    if path.is_file():
+        with open(path, "rb") as f:
+            catalog = pofile.read_po(f)
+        catalog.update(template, update_creation_date=False)
+        catalog.obsolete.clear()
+    else:
+        catalog = Catalog(locale=lang, project=template.project, version="",
+                          msgid_bugs_address="", fuzzy=False,
+                          header_comment="# The in-page figures' strings (labels, titles, legends, "
+                                         "headlines),\n# from the specs the notebooks store "
+                                         "(scripts/catalogs.py).\n#")
+        catalog.update(template)
+        catalog.revision_date = catalog.creation_date
+        catalog.last_translator = TRANSLATOR
+        catalog.language_team = TEAMS.get(lang, lang)
+    for message in catalog:   # babel guesses %-formats ("10 % of peak"); none is one
+        message.flags.discard("python-format")
+    out = io.BytesIO()
+    pofile.write_po(out, catalog, width=LINE_WIDTH, sort_output=False,
+                    include_previous=False)
+    new = out.getvalue()
+    if path.is_file() and path.read_bytes() == new:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(new)
+    return True
 
 
 def orphans(lang: str, locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR) -> list[str]:
@@ -127,6 +213,8 @@ def update(locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR,
     result = basic.update(str(locale_dir), str(pot_dir), tuple(languages),
                           line_width=LINE_WIDTH, ignore_obsolete=True, jobs=1)
     for lang in languages:
+        if update_figures(lang, locale_dir):
+            print(f"Update: {figures_po(lang, locale_dir)}")
         for page in po_files(lang, locale_dir):
             complete_header(catalog_dir(lang, locale_dir) / f"{page}.po", lang)
             strip_format_flags(catalog_dir(lang, locale_dir) / f"{page}.po")
@@ -138,10 +226,13 @@ def update(locale_dir: Path = LOCALES, pot_dir: Path = POT_DIR,
 
 
 def stat(lang: str = "ja", locale_dir: Path = LOCALES) -> dict[str, tuple[int, int, int]]:
-    """{page: (translated, fuzzy, untranslated)} for a language's catalogs."""
+    """{page: (translated, fuzzy, untranslated)} for a language's catalogs (and 'figures')."""
     from babel.messages import pofile
     counts = {}
-    for page in po_files(lang, locale_dir):
+    names = po_files(lang, locale_dir)
+    if figures_po(lang, locale_dir).is_file():
+        names.append(FIGURES)
+    for page in names:
         with open(catalog_dir(lang, locale_dir) / f"{page}.po", "rb") as f:
             catalog = pofile.read_po(f)
         messages = [m for m in catalog if m.id]

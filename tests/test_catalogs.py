@@ -7,7 +7,9 @@ translatable string of a page (``make catalogs``: Sphinx gettext, then
 * the catalogs in git are what ``make catalogs`` makes from the English
   sources now: a change to the English text cannot land without its
   catalogs (new strings untranslated, changed ones fuzzy);
-* one catalog per page of ``_toc.yml``, and no orphan (a ``.po`` of no page);
+* one catalog per page of ``_toc.yml``, and no orphan (a ``.po`` of no page),
+  besides ``figures.po``, the in-page figures' strings
+  (``tests/test_figure_translation.py`` checks it);
 * ``msgfmt -c`` (GNU gettext) finds nothing to say about any catalog;
 * every page listed in ``locales/ja/complete.txt`` is complete: no fuzzy and
   no untranslated string (pages not listed show a banner instead, checked on
@@ -90,6 +92,8 @@ def test_one_catalog_per_page_and_no_orphan(lang):
     pages, po = set(toc_pages()), set(catalogs.po_files(lang))
     assert not po - pages, f"orphan catalogs (no such page in _toc.yml): {sorted(po - pages)}"
     assert not pages - po, f"pages without a catalog (run make catalogs): {sorted(pages - po)}"
+    assert catalogs.figures_po(lang).is_file(), (
+        f"no figures catalog locales/{lang}/LC_MESSAGES/figures.po (run make catalogs)")
 
 
 @pytest.mark.parametrize("lang", catalogs.LANGUAGES)
@@ -97,7 +101,7 @@ def test_msgfmt_check_is_clean(lang, tmp_path):
     if MSGFMT is None:
         pytest.fail("msgfmt (GNU gettext) is missing: apt-get install gettext (make msgfmt)")
     said = []
-    for page in catalogs.po_files(lang):
+    for page in [*catalogs.po_files(lang), catalogs.FIGURES]:
         path = catalogs.catalog_dir(lang) / f"{page}.po"
         # --check: format strings, header, domain (book text has no keyboard
         # accelerators: "Ma & Yarats" is prose, so no --check-accelerators)

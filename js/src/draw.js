@@ -5,6 +5,7 @@
 import { contours, extent, geoPath, geoTransform, line, max, min, range, scaleLinear, scaleLog,
          axisBottom, axisLeft, select, pointer } from "d3";
 import { fmt } from "./controls.js";
+import { t, t as t_ } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const GRID = 96;                      // contour grid (GRID x GRID values)
@@ -129,7 +130,7 @@ export function pathPanel(parent, names, colors) {
     axes.append("text").attr("transform", `translate(${inner.x0 - 30},${(inner.y0 + inner.y1) / 2}) rotate(-90)`)
       .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("θ₂");
     title.text(land.title || "");
-    svg.attr("aria-label", `optimizer paths on ${land.title || land.name}`);
+    svg.attr("aria-label", t("optimizer paths on {title}", { title: land.title || land.name }));
   }
 
   // Pixel coordinates are kept within a box a little larger than the window:
@@ -155,7 +156,7 @@ export function pathPanel(parent, names, colors) {
       const sx = Math.sign(cx - mx) || 1, sy = Math.sign(cy - my) || 1;
       end.note.attr("x", mx + 9 * sx).attr("y", my + 9 * sy)
         .attr("text-anchor", sx > 0 ? "start" : "end").attr("dominant-baseline", sy > 0 ? "hanging" : "auto")
-        .text(`diverged (step ${run.divergedAt})`);
+        .text(t("diverged (step {step})", { step: run.divergedAt }));
     });
     if (runs.length) start.attr("cx", x(runs[0].run.path[0])).attr("cy", y(runs[0].run.path[1]));
   }
@@ -166,7 +167,7 @@ export function pathPanel(parent, names, colors) {
 export function lossPanel(parent, names, colors) {
   const W = 430, H = 330;
   const { svg, inner } = svgPanel(parent, W, H, { left: 52, right: 12, top: 24, bottom: 34 });
-  svg.attr("aria-label", "loss against steps");
+  svg.attr("aria-label", t("loss against steps"));
   const axes = svg.append("g");
   const plot = svg.append("g").attr("class", "optbook-fig-plot").attr("clip-path", plotClip(svg, inner));
   const lines = names.map((n, k) => plot.append("path").attr("fill", "none")
@@ -214,7 +215,7 @@ export function lossPanel(parent, names, colors) {
       axes.append("g").attr("transform", `translate(${inner.x0},0)`)
         .call(axisLeft(y).tickValues(decades).tickFormat((v) => `1e${Math.round(Math.log10(v))}`));
       axes.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", inner.y0 + 30)
-        .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+        .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text(t("step t"));
     }
     runs.forEach(({ run }, k) => {
       const n = run.divergedAt === null ? run.values.length : run.divergedAt;
@@ -242,7 +243,7 @@ export function lossPanel(parent, names, colors) {
     const t = Math.max(0, Math.min(steps, Math.round(x.invert(px))));
     cursor.attr("x1", x(t)).attr("x2", x(t)).style("display", null);
     const parts = last.runs.map(({ label, run }) =>
-      `${label}: ${run.divergedAt !== null && t >= run.divergedAt ? "diverged" : fmt(run.values[t] - last.minimum)}`);
+      `${label}: ${run.divergedAt !== null && t >= run.divergedAt ? t_("diverged") : fmt(run.values[t] - last.minimum)}`);
     tip.attr("x", inner.x0 + 4).text(`t = ${t}  ${parts.join("  ")}`);
   }).on("pointerleave", () => { cursor.style("display", "none"); tip.text(""); });
   return { update, svg };

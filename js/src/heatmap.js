@@ -16,6 +16,7 @@ import { select, scaleSequential, scaleLog, scaleLinear, interpolateViridis, axi
          format, rgb } from "d3";
 import { svgPanel } from "./draw.js";
 import { curvePanel, seriesReadout, fmt4, fillReadout } from "./runs.js";
+import { t } from "./i18n.js";
 
 const fmt3 = format(".3~g");
 const ok = (v) => v !== null && v !== undefined && Number.isFinite(v);
@@ -48,11 +49,12 @@ export function bestCell(values, best) {
 export function cellText(spec, panel, row, col) {
   const s = cellStats(panel.values, row, col);
   const where = `${spec.x.label} = ${spec.x.labels[col]}, ${spec.y.label} = ${spec.y.labels[row]}`;
-  const seeds = s.seeds.map((v) => (ok(v) ? String(v) : "diverged")).join(", ");
-  if (s.mean === null) return `${panel.label}, ${where}: every seed diverged`;
+  const seeds = s.seeds.map((v) => (ok(v) ? String(v) : t("diverged"))).join(", ");
+  if (s.mean === null) return t("{panel}, {where}: every seed diverged", { panel: panel.label, where });
   const spread = s.seeds.length > 1 ? ` (${fmt4(s.min)}–${fmt4(s.max)})` : "";
-  const lost = s.diverged ? `, ${s.diverged} of ${s.seeds.length} seeds diverged` : "";
-  return `${panel.label}, ${where}: ${spec.value.label} mean ${fmt4(s.mean)}${spread}; seeds ${seeds}${lost}`;
+  const lost = s.diverged ? t(", {count} of {seeds} seeds diverged", { count: s.diverged, seeds: s.seeds.length }) : "";
+  return t("{panel}, {where}: {value} mean {mean}{spread}; seeds {list}{lost}",
+    { panel: panel.label, where, value: spec.value.label, mean: fmt4(s.mean), spread, list: seeds, lost });
 }
 
 export function heatmapFigure(root, spec) {
@@ -73,8 +75,8 @@ export function heatmapFigure(root, spec) {
   spec.panels.forEach((panel, p) => {
     const W = 330, H = 300;
     const { svg, inner } = svgPanel(panelsDiv, W, H, { left: 58, right: 10, top: 24, bottom: 40 });
-    svg.attr("tabindex", 0).attr("aria-label", `${panel.label}: ${spec.value.label} over ${spec.x.label} and `
-      + `${spec.y.label}; arrow keys move between cells, Enter selects`);
+    svg.attr("tabindex", 0).attr("aria-label", t("{panel}: {value} over {x} and {y}; arrow keys move between cells, Enter selects",
+      { panel: panel.label, value: spec.value.label, x: spec.x.label, y: spec.y.label }));
     const cw = (inner.x1 - inner.x0) / cols, ch = (inner.y0 - inner.y1) / rows;
     const cx = (c) => inner.x0 + c * cw, cy = (r) => inner.y0 - (r + 1) * ch;   // row 0 at the bottom
     svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16).attr("text-anchor", "middle")
@@ -89,7 +91,7 @@ export function heatmapFigure(root, spec) {
     cell.append("text").attr("x", (d) => cx(d.c) + cw / 2).attr("y", (d) => cy(d.r) + ch / 2)
       .attr("text-anchor", "middle").attr("dominant-baseline", "central").attr("class", "optbook-fig-tip")
       .attr("fill", (d) => ink(d.s.mean))
-      .text((d) => (d.s.mean === null ? "div." : fmt3(d.s.mean) + (d.s.diverged ? "*" : "")));
+      .text((d) => (d.s.mean === null ? t("div.") : fmt3(d.s.mean) + (d.s.diverged ? "*" : "")));
     const best = bestCell(panel.values, spec.value.best);
     if (best) {
       svg.append("rect").attr("x", cx(best[1]) + 1.5).attr("y", cy(best[0]) + 1.5).attr("width", cw - 3)
@@ -156,8 +158,8 @@ export function heatmapFigure(root, spec) {
     const b = grids[p].best;
     const li = readout.append("li");
     li.append("span").attr("class", "optbook-fig-swatch").style("background", panel.color || "#000");
-    li.append("span").text(b ? `best of ${cellText(spec, panel, b[0], b[1])}`
-      : `${panel.label}: no cell where every seed finished`);
+    li.append("span").text(b ? t("best of {text}", { text: cellText(spec, panel, b[0], b[1]) })
+      : t("{panel}: no cell where every seed finished", { panel: panel.label }));
   });
 
   let curves = null, curveList = null;
@@ -173,8 +175,9 @@ export function heatmapFigure(root, spec) {
   function choose(r, c) {
     selected = [r, c];
     grids.forEach((g) => g.chosen.attr("x", g.cx(c) + 3).attr("y", g.cy(r) + 3));
-    head.text(`${spec.title ? `${spec.title}; ` : ""}selected ${spec.x.label} = ${spec.x.labels[c]}, `
-      + `${spec.y.label} = ${spec.y.labels[r]}` + (spec.curves ? " (click a cell to draw its curves)" : ""));
+    head.text((spec.title ? t("{title}; ", { title: spec.title }) : "")
+      + t("selected {x} = {xv}, {y} = {yv}", { x: spec.x.label, xv: spec.x.labels[c], y: spec.y.label, yv: spec.y.labels[r] })
+      + (spec.curves ? t(" (click a cell to draw its curves)") : ""));
     if (!curves) return;
     const data = { series: Object.fromEntries(spec.panels.map((panel, p) => [String(p), spec.curves.data[p][r][c]])) };
     curves.update(data);

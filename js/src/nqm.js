@@ -8,6 +8,7 @@ import { select, scaleLinear, scaleLog, axisBottom, axisLeft, pointer } from "d3
 import { slider, menu, fmt } from "./controls.js";
 import { svgPanel } from "./draw.js";
 import { SCHEDULES } from "./schedules.js";
+import { t, t as t_ } from "./i18n.js";
 
 /** Python's round() for x >= 0: halves go to the even neighbour. */
 export function roundHalfEven(x) {
@@ -100,13 +101,13 @@ export function scheduleFigure(root, spec) {
 
   // left: eta_t
   const left = svgPanel(panels, 400, 300, { left: 46, right: 12, top: 24, bottom: 34 });
-  left.svg.attr("aria-label", "learning rate against steps");
+  left.svg.attr("aria-label", t("learning rate against steps"));
   const xl = scaleLinear([0, T], [left.inner.x0, left.inner.x1]);
   const yl = scaleLinear([0, spec.etaMax || 2.05], [left.inner.y0, left.inner.y1]);
   left.svg.append("g").attr("transform", `translate(0,${left.inner.y0})`).call(axisBottom(xl).ticks(5));
   left.svg.append("g").attr("transform", `translate(${left.inner.x0},0)`).call(axisLeft(yl).ticks(5));
   left.svg.append("text").attr("x", (left.inner.x0 + left.inner.x1) / 2).attr("y", left.inner.y0 + 30)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text(t("step t"));
   left.svg.append("text").attr("transform", `translate(${left.inner.x0 - 34},${(left.inner.y0 + left.inner.y1) / 2}) rotate(-90)`)
     .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("ηₜ");
   const leftTitle = left.svg.append("text").attr("x", (left.inner.x0 + left.inner.x1) / 2).attr("y", 16)
@@ -117,7 +118,7 @@ export function scheduleFigure(root, spec) {
 
   // right: expected loss, log axis
   const right = svgPanel(panels, 430, 300, { left: 52, right: 12, top: 24, bottom: 34 });
-  right.svg.attr("aria-label", "expected loss against steps");
+  right.svg.attr("aria-label", t("expected loss against steps"));
   const xr = scaleLinear([0, T], [right.inner.x0, right.inner.x1]);
   const [lo, hi] = spec.lossRange || [1e-3, 10];
   const yr = scaleLog([lo, hi], [right.inner.y0, right.inner.y1]).clamp(true);
@@ -127,9 +128,9 @@ export function scheduleFigure(root, spec) {
   right.svg.append("g").attr("transform", `translate(${right.inner.x0},0)`)
     .call(axisLeft(yr).tickValues(decades).tickFormat((v) => `1e${Math.round(Math.log10(v))}`));
   right.svg.append("text").attr("x", (right.inner.x0 + right.inner.x1) / 2).attr("y", right.inner.y0 + 30)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("step t");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text(t("step t"));
   right.svg.append("text").attr("x", (right.inner.x0 + right.inner.x1) / 2).attr("y", 16)
-    .attr("text-anchor", "middle").attr("class", "optbook-fig-title").text("expected loss (noisy quadratic)");
+    .attr("text-anchor", "middle").attr("class", "optbook-fig-title").text(t("expected loss (noisy quadratic)"));
   const lossRef = right.svg.append("path").attr("fill", "none").attr("stroke", grey).attr("stroke-width", 1.4);
   const lossLine = right.svg.append("path").attr("fill", "none").attr("stroke", blue).attr("stroke-width", 1.8);
   const cursor = right.svg.append("line").attr("stroke", "#888").attr("stroke-dasharray", "3,3")
@@ -154,19 +155,19 @@ export function scheduleFigure(root, spec) {
     etaRef.attr("d", shape === "constant" ? "" : polyline(runs.refEtas, xl, yl));
     lossLine.attr("d", polyline(runs.loss, xr, yr));
     lossRef.attr("d", shape === "constant" ? "" : polyline(runs.ref, xr, yr));
-    leftTitle.text(`${shapes[choice].label} schedule`);
+    leftTitle.text(t("{label} schedule", { label: shapes[choice].label }));
     const warm = roundHalfEven(values.warmup_frac * T);
     const cool = Math.min(Math.max(1, roundHalfEven(values.cooldown_frac * T)), T - warm);
-    head.text(`${shapes[choice].label}: peak η = ${fmt(values.peak)}, warmup ${warm} steps`
-      + (shape === "wsd" ? `, ${cooldowns[cooldownChoice].label} cooldown ${cool} steps` : "")
-      + (shape !== "constant" ? `, final η ${ends[endChoice].label}` : "")
-      + `, noise σ = ${fmt(values.noise ?? spec.noise)}, ${T} steps`);
+    head.text(t("{label}: peak η = {peak}, warmup {warm} steps", { label: shapes[choice].label, peak: fmt(values.peak), warm })
+      + (shape === "wsd" ? t(", {cooldown} cooldown {cool} steps", { cooldown: cooldowns[cooldownChoice].label, cool }) : "")
+      + (shape !== "constant" ? t(", final η {end}", { end: ends[endChoice].label }) : "")
+      + t(", noise σ = {noise}, {steps} steps", { noise: fmt(values.noise ?? spec.noise), steps: T }));
     // the loss a quarter of the way as well: warmup changes it far more than the final loss
     const mid = spec.checkpoint ?? Math.floor(T / 4);
-    const line = (label, loss) => `${label}: expected loss at step ${mid} = ${fmt(loss[mid])}, `
-      + `after ${T} steps = ${fmt(loss[T])}`;
+    const line = (label, loss) => t("{label}: expected loss at step {mid} = {a}, after {steps} steps = {b}",
+      { label, mid, a: fmt(loss[mid]), steps: T, b: fmt(loss[T]) });
     mainItem.text(line(shapes[choice].label, runs.loss));
-    refItem.text(line(spec.refLabel || "constant η", runs.ref));
+    refItem.text(line(spec.refLabel || t("constant η"), runs.ref));
     if (sliders.cooldown_frac) {
       const off = shape !== "wsd";
       sliders.cooldown_frac.input.disabled = off;
@@ -186,19 +187,19 @@ export function scheduleFigure(root, spec) {
     const t = Math.max(0, Math.min(T, Math.round(xr.invert(px))));
     cursor.attr("x1", xr(t)).attr("x2", xr(t)).style("display", null);
     const eta = t < T ? `ηₜ = ${fmt(last.etas[t])}  ` : "";
-    tip.text(`t = ${t}  ${eta}loss ${fmt(last.loss[t])}  constant ${fmt(last.ref[t])}`);
+    tip.text(`t = ${t}  ${eta}${t_("loss")} ${fmt(last.loss[t])}  ${t_("constant")} ${fmt(last.ref[t])}`);
   }).on("pointerleave", () => { cursor.style("display", "none"); tip.text(""); });
 
   let cooldownMenu = null, endMenu = null;
   controls.append(menu(spec.choiceLabel || "schedule", shapes, choice, (k) => { choice = k; redraw(); }).element);
   if (spec.cooldowns) {
-    cooldownMenu = menu("cooldown (WSD)", cooldowns, cooldownChoice, (k) => {
+    cooldownMenu = menu(t("cooldown (WSD)"), cooldowns, cooldownChoice, (k) => {
       cooldownChoice = k; values.cooldown = cooldowns[k].value; redraw(); });
     cooldownMenu.select.setAttribute("data-optbook-param", "cooldown");
     controls.append(cooldownMenu.element);
   }
   if (spec.ends) {
-    endMenu = menu("final η", ends, endChoice, (k) => {
+    endMenu = menu(t("final η"), ends, endChoice, (k) => {
       endChoice = k; values.end_frac = ends[k].value; redraw(); });
     endMenu.select.setAttribute("data-optbook-param", "end_frac");
     controls.append(endMenu.element);

@@ -6,6 +6,7 @@ import { slider, menu, fmt } from "./controls.js";
 import { pathPanel, lossPanel } from "./draw.js";
 import { makeLandscape } from "./landscapes.js";
 import { runAll } from "./run.js";
+import { t } from "./i18n.js";
 
 /** Fill in "{lr}"-style fields of a headline from the slider values. */
 export function headline(template, values) {
@@ -23,8 +24,8 @@ export function regime(regimes, values) {
 export function readoutText(label, run, minimum) {
   const steps = run.values.length - 1;
   return run.divergedAt !== null
-    ? `${label}: diverged at step ${run.divergedAt}`
-    : `${label}: f − f* after ${steps} steps = ${fmt(run.values[steps] - minimum)}`;
+    ? t("{label}: diverged at step {step}", { label, step: run.divergedAt })
+    : t("{label}: f − f* after {steps} steps = {value}", { label, steps, value: fmt(run.values[steps] - minimum) });
 }
 
 /**
@@ -63,7 +64,7 @@ export function pathFigure(root, spec, extra = null) {
     losses.update(runs, land.min);
     const text = headline(c.headline || spec.headline, { ...values, ...(c.constants || {}) });
     const note = regime(spec.regimes, values);
-    head.text(note ? `${text}: ${note}` : text);
+    head.text(note ? t("{text}: {note}", { text, note }) : text);
     runs.forEach(({ label, run }, k) => items[k].text(readoutText(label, run, land.min)));
     last = runs;
     hooks.forEach((f) => f(values, runs));
@@ -71,7 +72,7 @@ export function pathFigure(root, spec, extra = null) {
   }
 
   if (spec.choices) {
-    controls.append(menu(spec.choiceLabel || "landscape", choices, choice, (k) => { choice = k; redraw(); }).element);
+    controls.append(menu(spec.choiceLabel || t("landscape"), choices, choice, (k) => { choice = k; redraw(); }).element);
   }
   for (const p of spec.params) {
     sliders[p.name] = slider(p, (v) => { values[p.name] = v; redraw(); });

@@ -11,6 +11,7 @@
 import { range, scaleLinear, axisBottom, axisLeft, line, pointer, select } from "d3";
 import { pathFigure } from "./paths.js";
 import { svgPanel } from "./draw.js";
+import { t } from "./i18n.js";
 
 export const heavyBall = {
   lower: (b) => (1 - Math.sqrt(b)) ** 2,     // critical damping, smaller root
@@ -33,7 +34,7 @@ export function phaseFigure(root, spec) {
   let marker, markerMu, status;
   const figure = pathFigure(root, spec, (panels, fig) => {
     const { svg, inner } = svgPanel(panels, 330, 330, { left: 44, right: 10, top: 24, bottom: 34 });
-    svg.attr("aria-label", "phase diagram of heavy-ball momentum: eta times lambda against beta; click or drag to choose");
+    svg.attr("aria-label", t("phase diagram of heavy-ball momentum: eta times lambda against beta; click or drag to choose"));
     const x = scaleLinear([0, aMax], [inner.x0, inner.x1]);
     const y = scaleLinear([0, bMax], [inner.y0, inner.y1]);
     const bs = range(0, 241).map((k) => (bMax * k) / 240);
@@ -50,10 +51,10 @@ export function phaseFigure(root, spec) {
       .attr("stroke-dasharray", "5,3").attr("stroke-width", 1.5);
     const label = (a, b, text) => svg.append("text").attr("x", x(a)).attr("y", y(b))
       .attr("class", "optbook-fig-axis").attr("text-anchor", "middle").text(text);
-    label(aMax * 0.18, bMax * 0.08, "over-damped");
-    label(Math.min(1.15, aMax * 0.3), bMax * 0.75, "under-damped");
-    label(Math.min(3.55, aMax * 0.84), bMax * 0.15, "diverges");
-    label(Math.min(1.45, aMax * 0.5), bMax * 0.3, "NAG limit").attr("fill", "#D55E00");
+    label(aMax * 0.18, bMax * 0.08, t("over-damped"));
+    label(Math.min(1.15, aMax * 0.3), bMax * 0.75, t("under-damped"));
+    label(Math.min(3.55, aMax * 0.84), bMax * 0.15, t("diverges"));
+    label(Math.min(1.45, aMax * 0.5), bMax * 0.3, t("NAG limit")).attr("fill", "#D55E00");
     svg.append("g").attr("transform", `translate(0,${inner.y0})`).call(axisBottom(x).ticks(5));
     svg.append("g").attr("transform", `translate(${inner.x0},0)`).call(axisLeft(y).ticks(5));
     svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", inner.y0 + 30)
@@ -61,7 +62,7 @@ export function phaseFigure(root, spec) {
     svg.append("text").attr("transform", `translate(${inner.x0 - 32},${(inner.y0 + inner.y1) / 2}) rotate(-90)`)
       .attr("text-anchor", "middle").attr("class", "optbook-fig-axis").text("β");
     svg.append("text").attr("x", (inner.x0 + inner.x1) / 2).attr("y", 16).attr("text-anchor", "middle")
-      .attr("class", "optbook-fig-title").text("heavy ball on a quadratic: η λ and β");
+      .attr("class", "optbook-fig-title").text(t("heavy ball on a quadratic: η λ and β"));
     markerMu = svg.append("circle").attr("r", 4).attr("fill", "white").attr("stroke", "#009E73").attr("stroke-width", 2);
     marker = svg.append("circle").attr("r", 5.5).attr("fill", "#009E73").attr("stroke", "white");
     status = select(root).append("p").attr("class", "optbook-fig-headline").attr("aria-live", "polite");
@@ -84,9 +85,10 @@ export function phaseFigure(root, spec) {
       const a = values[pa.name], b = values[pb.name];
       marker.attr("cx", x(a)).attr("cy", y(b));
       markerMu.attr("cx", x(a / spec.kappa)).attr("cy", y(b));
-      const nag = a < nesterovLimit(b) ? "Nesterov stable" : "Nesterov diverges";
-      status.text(`steep direction (η L = ${a.toFixed(3)}): ${regionOf(a, b)}; `
-        + `flat direction (η μ = ${(a / spec.kappa).toFixed(3)}): ${regionOf(a / spec.kappa, b)}; ${nag}.`);
+      const nag = t(a < nesterovLimit(b) ? "Nesterov stable" : "Nesterov diverges");
+      status.text(t("steep direction (η L = {a}): {region}; flat direction (η μ = {b}): {flat}; {nag}.", {
+        a: a.toFixed(3), region: t(regionOf(a, b)), b: (a / spec.kappa).toFixed(3),
+        flat: t(regionOf(a / spec.kappa, b)), nag }));
     });
   });
   return figure;

@@ -20,6 +20,7 @@
 import { select, scaleLinear, scaleLog, axisBottom, axisLeft, line, pointer, format } from "d3";
 import { menu } from "./controls.js";
 import { svgPanel } from "./draw.js";
+import { t } from "./i18n.js";
 
 export const fmt4 = format(".4~g");
 const GREY = "#999999";
@@ -87,26 +88,26 @@ export function seriesReadout(panel, s, data) {
     let k = -1;
     mean.forEach((v, t) => { if (ok(v) && (k < 0 || v < mean[k])) k = t; });
     const lost = xs.map((x, t) => [x, seeds.filter((y) => !ok(y[t])).length]).filter(([, c]) => c > 0)
-      .map(([x, c]) => `${xname} ${x}: ${c} of ${seeds.length} seeds diverged`);
-    if (k < 0) return `${s.label}: no ${xname} where every seed finished`;
+      .map(([x, c]) => t("{x} {value}: {count} of {seeds} seeds diverged", { x: xname, value: x, count: c, seeds: seeds.length }));
+    if (k < 0) return t("{label}: no {x} where every seed finished", { label: s.label, x: xname });
     const at = seeds.map((y) => y[k]);
-    const text = `${s.label}: lowest ${what}${fmt4(mean[k])}`
-      + (seeds.length > 1 ? ` (${range(at)})` : "") + ` at ${xname} = ${fmt4(xs[k])}`;
+    const text = t("{label}: lowest {what}{value}", { label: s.label, what, value: fmt4(mean[k]) })
+      + (seeds.length > 1 ? ` (${range(at)})` : "") + t(" at {x} = {value}", { x: xname, value: fmt4(xs[k]) });
     return lost.length ? `${text}; ${lost.join(", ")}` : text;
   }
   const bad = seeds.map(firstBad);
-  const diverged = bad.map((k, i) => (k >= 0 ? `seed ${i} diverged at ${xname} ${xs[k]}` : null))
+  const diverged = bad.map((k, i) => (k >= 0 ? t("seed {seed} diverged at {x} {value}", { seed: i, x: xname, value: xs[k] }) : null))
     .filter(Boolean);
   if (bad.every((k) => k >= 0)) {
     const at = Math.min(...bad);
-    return seeds.length > 1 ? `${s.label}: every seed diverged (first at ${xname} ${xs[at]})`
-      : `${s.label}: diverged at ${xname} ${xs[at]}`;
+    return t(seeds.length > 1 ? "{label}: every seed diverged (first at {x} {value})"
+      : "{label}: diverged at {x} {value}", { label: s.label, x: xname, value: xs[at] });
   }
   const live = seeds.filter((y, i) => bad[i] < 0);
   const finals = live.map((y) => y[y.length - 1]);
   const mean = finals.reduce((a, b) => a + b, 0) / finals.length;
-  const text = `${s.label}: final ${what}${fmt4(mean)}`
-    + (live.length > 1 ? ` (${range(finals)}) over ${live.length} seeds` : "");
+  const text = t("{label}: final {what}{value}", { label: s.label, what, value: fmt4(mean) })
+    + (live.length > 1 ? t(" ({range}) over {count} seeds", { range: range(finals), count: live.length }) : "");
   return diverged.length ? `${text}; ${diverged.join(", ")}` : text;
 }
 
@@ -130,7 +131,7 @@ function nearest(xs, x, log) {
 export function curvePanel(parent, panel, series, hover) {
   const W = 430, H = 300;
   const { svg, inner } = svgPanel(parent, W, H, { left: 54, right: 12, top: 24, bottom: 36 });
-  svg.attr("aria-label", `${panel.title}: use the arrow keys to read the stored values`)
+  svg.attr("aria-label", t("{title}: use the arrow keys to read the stored values", { title: panel.title }))
     .attr("tabindex", 0).attr("role", "img").attr("focusable", "true");
   const logx = panel.x.scale === "log", logy = panel.y.scale === "log";
   const x = (logx ? scaleLog() : scaleLinear()).domain(panel.x.domain).range([inner.x0, inner.x1]);
@@ -200,9 +201,9 @@ export function curvePanel(parent, panel, series, hover) {
       const d = current.series[s.name];
       const xs = d.x || panel.x.values;
       const k = nearest(xs, xv, logx);
-      const vals = d.y.map((ys) => (ok(ys[k]) ? String(ys[k]) : "diverged")).join(", ");
+      const vals = d.y.map((ys) => (ok(ys[k]) ? String(ys[k]) : t("diverged"))).join(", ");
       const mean = s.mean && d.y.length > 1 && d.y.every((ys) => ok(ys[k]))
-        ? ` (mean ${fmt4(d.y.reduce((a, ys) => a + ys[k], 0) / d.y.length)})` : "";
+        ? t(" (mean {value})", { value: fmt4(d.y.reduce((a, ys) => a + ys[k], 0) / d.y.length) }) : "";
       return { x: xs[k], text: `${s.label}: ${vals}${mean}` };
     });
     const at = parts.length ? parts[0].x : xv;
@@ -218,7 +219,7 @@ export function curvePanel(parent, panel, series, hover) {
       });
     });
     return { x: at, marks, text: `${panel.title ? `${panel.title}, ` : ""}${xname} = ${at}: `
-      + parts.map((p) => (p.x === at ? p.text : `${p.text} [at ${p.x}]`)).join("; ") };
+      + parts.map((p) => (p.x === at ? p.text : p.text + t(" [at {x}]", { x: p.x }))).join("; ") };
   }
 
   function show(xv) {

@@ -10,6 +10,7 @@
 import { select, scaleLinear, scaleLog, axisBottom, axisLeft } from "d3";
 import { slider, menu, fmt } from "./controls.js";
 import { svgPanel, plotClip } from "./draw.js";
+import { t } from "./i18n.js";
 
 export const BISECTIONS = 60;
 
@@ -69,13 +70,13 @@ function g3(v) {
 /** The readout's three lines (Python: scalar_map.readout_lines, same numbers). */
 export function readoutLines(spec, sum, steps) {
   const marks = sum.marks.map(([m, v]) => `s = ${g3(m)} → ${g3(v)}`).join(", ");
-  const lines = [`after ${steps} step${steps === 1 ? "" : "s"}: ${marks}`];
-  lines.push(`smallest s reaching ${g3(spec.threshold)}: `
-    + (sum.reaching === null ? "none on the axis" : g3(sum.reaching)));
-  if (sum.overflow !== null) lines.push(`overflows from s = ${g3(sum.overflow)}`);
+  const lines = [t(steps === 1 ? "after {steps} step: {marks}" : "after {steps} steps: {marks}", { steps, marks })];
+  lines.push(t("smallest s reaching {threshold}: ", { threshold: g3(spec.threshold) })
+    + (sum.reaching === null ? t("none on the axis") : g3(sum.reaching)));
+  if (sum.overflow !== null) lines.push(t("overflows from s = {s}", { s: g3(sum.overflow) }));
   else if (sum.largest !== null) {
     const [v, at] = sum.largest;
-    lines.push(`largest value: ${g3(v)} at s = ${g3(at)} (overshoot ${g3(Math.max(0, v - 1))})`);
+    lines.push(t("largest value: {v} at s = {s} (overshoot {over})", { v: g3(v), s: g3(at), over: g3(Math.max(0, v - 1)) }));
   }
   return lines;
 }
@@ -95,7 +96,7 @@ export function scalarMapFigure(root, spec) {
   const panels = select(root).append("div").attr("class", "optbook-fig-panels").node();
   const W = 400, H = 290;
   const { svg, inner } = svgPanel(panels, W, H, { left: 46, right: 14, top: 24, bottom: 38 });
-  svg.attr("aria-label", `${spec.yLabel} against ${spec.xLabel} (log axis)`);
+  svg.attr("aria-label", t("{y} against {x} (log axis)", { y: spec.yLabel, x: spec.xLabel }));
   const x = scaleLog(spec.domain, [inner.x0, inner.x1]);
   const y = scaleLinear(spec.yDomain, [inner.y0, inner.y1]);
   const decades = [];
@@ -155,7 +156,7 @@ export function scalarMapFigure(root, spec) {
   };
   const mainKey = key(blue, "");
   if (spec.reference) key(grey, `${spec.reference.label}`);
-  key("#777", `no step (k = 0: s itself); grey lines at 1 and at ${fmt(spec.threshold)}`, true);
+  key("#777", t("no step (k = 0: s itself); grey lines at 1 and at {threshold}", { threshold: fmt(spec.threshold) }), true);
 
   let last = null;
   const sliders = {};
@@ -170,7 +171,7 @@ export function scalarMapFigure(root, spec) {
     });
     const lines = readoutLines(spec, sum, k);
     items.forEach((li, j) => li.text(lines[j] || ""));
-    const label = choice < custom ? presets[choice].label : "custom";
+    const label = choice < custom ? presets[choice].label : t("custom");
     const poly = `p(s) = ${signed(values.a, true)} s ${signed(values.b)} s³ ${signed(values.c)} s⁵`;
     head.text(`${label}: ${poly}, applied ${k} time${k === 1 ? "" : "s"}`);
     mainKey.text(`${label}, ${k} step${k === 1 ? "" : "s"}`);
@@ -178,7 +179,7 @@ export function scalarMapFigure(root, spec) {
     root.dispatchEvent(new CustomEvent("optbook:redraw", { detail: { summary: sum } }));
   }
 
-  const presetMenu = menu(spec.choiceLabel, [...presets, { label: "custom" }], choice, (k) => {
+  const presetMenu = menu(spec.choiceLabel, [...presets, { label: t("custom") }], choice, (k) => {
     if (k === custom) return;            // "custom" keeps the sliders where they are
     choice = k;
     ["a", "b", "c"].forEach((name, j) => {

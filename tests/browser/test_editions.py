@@ -109,3 +109,46 @@ def test_japanese_search_finds_glossary_terms(browser, server, term):
         assert any("/ja/book/glossary.html" in h for h in hrefs), hrefs
     finally:
         page.close()
+
+
+# What the first figure of chapter 3 (momentum paths on a quadratic) shows in
+# each edition: its slider labels come from the figure's spec (figures.po on
+# the Japanese site), its readout from the runtime's own table (js/src/i18n.js).
+FIGURE_WORDS = {
+    "en": {"labels": ["landscape", "η / base η", "β"], "readout": "steps ="},
+    "ja": {"labels": ["目的関数", "η / 基準の η", "β"], "readout": "ステップ後の f − f* ="},
+}
+
+
+@pytest.mark.parametrize("edition", ["ja", "en"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_figure_controls_and_readouts_speak_the_page_language(browser, server, edition, width):
+    page = _open(browser, f"{server}/{edition}/{CHAPTER}", width)
+    try:
+        page.goto(f"{server}/{edition}/{CHAPTER}", wait_until="load")
+        settle(page)
+        figure = page.locator(".optbook-figure[data-optbook-ready]").first
+        words = FIGURE_WORDS[edition]
+        labels = figure.locator(".optbook-fig-name").all_inner_texts()
+        assert labels == words["labels"], labels
+        readout = figure.locator(".optbook-fig-readout li")
+        before = readout.all_inner_texts()
+        assert before and all(words["readout"] in line for line in before), before
+        other = FIGURE_WORDS["en" if edition == "ja" else "ja"]["readout"]
+        assert not any(other in line for line in before), before
+        value = figure.locator(".optbook-fig-value").first
+        shown = value.inner_text()
+        slider = figure.locator("input[type=range]").first
+        slider.focus()
+        slider.press("End")
+        page.wait_for_function(
+            "([el, old]) => el.textContent !== old", arg=[value.element_handle(), shown])
+        after = readout.all_inner_texts()
+        assert after != before, "the figure did not respond to its slider"
+        assert all(words["readout"] in line or ("発散" if edition == "ja" else "diverged") in line
+                   for line in after), after
+        # nothing sticks out of the figure at this width
+        overflow = figure.evaluate("el => el.scrollWidth - el.clientWidth")
+        assert overflow <= 1, f"the figure is {overflow}px wider than its box"
+    finally:
+        page.close()
