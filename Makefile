@@ -166,11 +166,13 @@ screenshot: book chromium
 PDF := _build/pdf/optimization-for-deep-learning.pdf
 PDF_PACKAGES := fonts-noto-cjk poppler-utils
 
+# Both editions' PDFs: _build/pdf/optimization-for-deep-learning.pdf and
+# optimization-for-deep-learning-ja.pdf (tests/pdf reads both).
 pdf: setup chromium pdf-deps
 	$(BIN)/python scripts/build_pdf.py
+	$(BIN)/python scripts/build_pdf.py --lang ja
 
-# The Japanese edition's PDF (_build/pdf/optimization-for-deep-learning-ja.pdf),
-# printed the same way. Not part of make test yet: tests/pdf reads the English one.
+# One edition only (the Japanese PDF), for a quicker look.
 pdf-ja: setup chromium pdf-deps
 	$(BIN)/python scripts/build_pdf.py --lang ja
 

@@ -46,6 +46,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -190,13 +191,13 @@ def strip_format_flags(path: Path) -> bool:
     from babel.messages import pofile
     with open(path, "rb") as f:
         catalog = pofile.read_po(f)
-    flagged = [m for m in catalog if m.id and m.flags & FORMAT_FLAGS]
-    if not flagged:
-        return False
-    for message in flagged:
+    for message in catalog:     # babel re-adds the flag as it reads a message
         message.flags -= FORMAT_FLAGS
-    with open(path, "wb") as f:
-        pofile.write_po(f, catalog, width=LINE_WIDTH)
+    out = io.BytesIO()
+    pofile.write_po(out, catalog, width=LINE_WIDTH)
+    if out.getvalue() == path.read_bytes():
+        return False
+    path.write_bytes(out.getvalue())
     return True
 
 

@@ -24,7 +24,7 @@ export const JA = {
   "under-damped (oscillates)": "減衰不足（振動する）",
   "under-damped": "減衰不足",
   "over-damped": "過減衰",
-  "NAG limit": "NAG の限界",
+  "NAG limit": "NAG の安定限界",
   "Nesterov stable": "Nesterov は安定",
   "Nesterov diverges": "Nesterov は発散",
   "heavy ball on a quadratic: η λ and β": "二次関数上の heavy-ball：η λ と β",
@@ -33,9 +33,9 @@ export const JA = {
   "phase diagram of heavy-ball momentum: eta times lambda against beta; click or drag to choose":
     "heavy-ball モーメンタムの位相図：横軸 η λ、縦軸 β。クリックまたはドラッグで選ぶ",
   // schedule figure (noisy quadratic model)
-  "{label} schedule": "{label} スケジュール",
+  "{label} schedule": "スケジュール：{label}",
   "{label}: peak η = {peak}, warmup {warm} steps": "{label}：最大学習率 η = {peak}、ウォームアップ {warm} ステップ",
-  ", {cooldown} cooldown {cool} steps": "、{cooldown} クールダウン {cool} ステップ",
+  ", {cooldown} cooldown {cool} steps": "、クールダウン（{cooldown}）{cool} ステップ",
   ", final η {end}": "、最終 η {end}",
   ", noise σ = {noise}, {steps} steps": "、ノイズ σ = {noise}、{steps} ステップ",
   "{label}: expected loss at step {mid} = {a}, after {steps} steps = {b}":
@@ -59,7 +59,7 @@ export const JA = {
   "{label}: final {what}{value}": "{label}：最終的な{what}{value}",
   " ({range}) over {count} seeds": "（{count} シードで {range}）",
   " (mean {value})": "（平均 {value}）",
-  " [at {x}]": " [{x} の値]",
+  " [at {x}]": " [{x} での値]",
   "{title}: use the arrow keys to read the stored values": "{title}：矢印キーで保存済みの値を読める",
   // heatmap
   "{panel}, {where}: every seed diverged": "{panel}、{where}：全シードが発散",
@@ -69,7 +69,7 @@ export const JA = {
   "best of {text}": "最良：{text}",
   "{panel}: no cell where every seed finished": "{panel}：すべてのシードが完走したセルはない",
   "{title}; ": "{title}。",
-  "selected {x} = {xv}, {y} = {yv}": "選択中 {x} = {xv}、{y} = {yv}",
+  "selected {x} = {xv}, {y} = {yv}": "選択中：{x} = {xv}、{y} = {yv}",
   " (click a cell to draw its curves)": "（セルをクリックすると曲線を描く）",
   "{panel}: {value} over {x} and {y}; arrow keys move between cells, Enter selects":
     "{panel}：{x} と {y} に対する {value}。矢印キーでセルを移動し、Enter で選ぶ",
