@@ -402,4 +402,8 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", translate_toc_captions, priority=900)
     app.connect("config-inited", add_switcher)
     app.connect("html-page-context", page_context)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: a build whose saved environment was made by another
+    # version of this extension re-reads every page (an incremental build
+    # would otherwise keep the glossary in its old order). Bump it when the
+    # glossary's order (KANA_READINGS, gojuon_key) changes.
+    return {"env_version": 1, "parallel_read_safe": True, "parallel_write_safe": True}
