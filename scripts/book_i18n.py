@@ -55,6 +55,21 @@ other language (``make book`` builds ``_build/html/en`` and
   translated strings and a link to the English page. The list is checked by
   ``tests/test_catalogs.py``: a listed page has no fuzzy and no
   untranslated string.
+
+On the Japanese site (``language = ja``) it also reorders the glossary
+(``book/glossary.md``, a ``{glossary}`` with ``:sorted:``, which Sphinx sorts
+by the English term, the first line of each entry): each entry shows its
+Japanese term first, and the entries follow the 五十音 order of the
+Japanese terms' readings (``glossary_sort_key``: katakana and hiragana
+alike, a voiced kana right after its plain one, the long vowel mark ー read
+as the vowel before it). The readings come from Janome (``token.reading``),
+except where it is wrong or the term mixes digits or Latin letters with kana
+(``KANA_READINGS``). Entries without a Japanese term (the article keeps the
+English word) follow the kana entries as a group of their own, in A–Z
+order: on this site a reader looks up the article's term, and the
+kana entries start where a Japanese reader expects あ. Only nodes move, so
+every term keeps its anchor (``term-...``) and every ``{term}`` link
+resolves as before; the English site is left exactly as Sphinx sorts it.
 """
 
 from __future__ import annotations
@@ -62,6 +77,7 @@ from __future__ import annotations
 import functools
 
 import re
+import unicodedata
 from pathlib import Path
 
 from docutils import nodes
@@ -259,10 +275,135 @@ def translate_toc_captions(app: Sphinx, doctree) -> None:
             node["caption"] = translations[caption]
 
 
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")  # kana, kanji
+# Readings (katakana) where Janome's is wrong (前処理: ゼン, 極: ゴク, 汎: ヒロシ,
+# 異方: アヤカタ) or where it has none (digits, Latin letters).
+KANA_READINGS = {
+    "1次モーメント": "イチジモーメント",
+    "2次モーメント": "ニジモーメント",
+    "2次情報": "ニジジョウホウ",
+    "L2正則化": "エルツーセイソクカ",
+    "前処理行列": "マエショリギョウレツ",
+    "極分解": "キョクブンカイ",
+    "汎化": "ハンカ",
+    "異方性": "イホウセイ",
+}
+IGNORED = "・ 　"  # ニュートン・シュルツ反復: the dot is not read
+SMALL = dict(zip("ァィゥェォッャュョヮヵヶ", "アイウエオツヤユヨワカケ"))
+VOWELS = {v: column for column, v_row in zip(
+    "アイウエオ", ("アカサタナハマヤラワ", "イキシチニヒミリヰ", "ウクスツヌフムユル",
+                   "エケセテネヘメレヱ", "オコソトノホモヨロヲ")) for v in v_row}
+LONG = "ー"
+
+
+def katakana(text: str) -> str:
+    """Hiragana turned into katakana; everything else unchanged."""
+    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    from janome.tokenizer import Tokenizer
+    return Tokenizer()
+
+
+def reading(term: str) -> str:
+    """The reading of a Japanese term in katakana: KANA_READINGS, else
+    Janome's reading of each word, else (a word Janome does not know, such as
+    シャーディング) the word itself if it is written in kana."""
+    term = term.strip()
+    if term in KANA_READINGS:
+        return KANA_READINGS[term]
+    if not term:
+        raise ValueError("an empty glossary term has no reading")
+    parts = []
+    for token in _tokenizer().tokenize(term):
+        word = token.reading if token.reading not in ("*", "", None) else token.surface
+        word = katakana(word)
+        if not all(c in IGNORED or c == LONG or "\u30a1" <= c <= "\u30f6" for c in word):
+            raise ValueError(
+                f"no kana reading for {token.surface!r} in the glossary term {term!r}: "
+                "add the term's reading to KANA_READINGS in scripts/book_i18n.py")
+        parts.append(word)
+    return "".join(parts)
+
+
+def gojuon_key(kana: str) -> tuple:
+    """A sort key for a reading in 五十音 order (as JIS X 4061 sorts kana):
+    first by the plain kana (ガ as カ, ャ as ヤ, ー as the vowel before it;
+    hiragana as katakana), then by voicing (カ, ガ, パ: plain, dakuten,
+    handakuten), then small after full-size kana and ー after a written vowel."""
+    primary, voicing, size = [], [], []
+    for c in katakana(kana):
+        if c in IGNORED:
+            continue
+        if c == LONG:
+            if not primary:
+                raise ValueError(f"{kana!r} starts with the long vowel mark ー")
+            primary.append(VOWELS.get(primary[-1], primary[-1]))
+            voicing.append(0)
+            size.append(2)
+            continue
+        base, *marks = unicodedata.normalize("NFD", c)
+        if not "\u30a1" <= base <= "\u30f6":
+            raise ValueError(f"{c!r} in {kana!r} is not a kana")
+        primary.append(SMALL.get(base, base))
+        voicing.append(1 if "\u3099" in marks else 2 if "\u309a" in marks else 0)
+        size.append(1 if base in SMALL else 0)
+    return "".join(primary), tuple(voicing), tuple(size)
+
+
+def glossary_sort_key(japanese: str | None, english: str) -> tuple:
+    """Kana entries first in 五十音 order of the Japanese term's reading, then
+    the entries without a Japanese term in A–Z order of the English one."""
+    if japanese:
+        return (0, gojuon_key(reading(japanese)), japanese)
+    return (1, unicodedata.normalize("NFD", english.lower()), english)
+
+
+def japanese_term(item: nodes.Element) -> nodes.term | None:
+    """The first term line of a glossary entry written in Japanese."""
+    for child in item.children:
+        if isinstance(child, nodes.term) and JAPANESE.search(child.astext()):
+            return child
+    return None
+
+
+class JapaneseGlossaryOrder(SphinxTransform):
+    """On the Japanese site: every glossary entry shows its Japanese term
+    first, and the entries follow the 五十音 order of those terms."""
+
+    default_priority = 510  # after i18n (20) and Sphinx's GlossarySorter (500)
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != "ja":
+            return
+        for glossary in self.document.findall(addnodes.glossary):
+            if not glossary.get("sorted"):
+                continue
+            for dlist in glossary.findall(nodes.definition_list):
+                keyed = []
+                for item in dlist.children:
+                    terms = [c for c in item.children if isinstance(c, nodes.term)]
+                    japanese = japanese_term(item)
+                    if japanese is not None and japanese is not terms[0]:
+                        item.remove(japanese)
+                        item.insert(0, japanese)
+                    english = next((t.astext() for t in terms if t is not japanese), "")
+                    keyed.append((glossary_sort_key(
+                        japanese.astext() if japanese is not None else None, english), item))
+                dlist[:] = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_transform(MarkUntranslatable)
     app.add_transform(TranslateFigures)
+    app.add_transform(JapaneseGlossaryOrder)
     app.connect("doctree-read", translate_toc_captions, priority=900)
     app.connect("config-inited", add_switcher)
     app.connect("html-page-context", page_context)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: a build whose saved environment was made by another
+    # version of this extension re-reads every page (an incremental build
+    # would otherwise keep the glossary in its old order). Bump it when the
+    # glossary's order (KANA_READINGS, gojuon_key) changes.
+    return {"env_version": 1, "parallel_read_safe": True, "parallel_write_safe": True}
