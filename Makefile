@@ -247,11 +247,17 @@ test-site: $(VENV_STAMP)
 	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/build -q
 	OPTBOOK_REQUIRE_SITE=1 OPTBOOK_SITE_DIR=_build/html/ja $(PYTEST) tests/build -q
 
+# The figure walk runs over the Japanese edition too (the runtime writes its
+# readouts in the page's language; tests/browser/readout_i18n.py reads both).
+# The other browser tests are the same code on either edition: English only.
+BROWSER_JA := tests/browser/test_figures.py tests/browser/test_figure_divergence.py
+
 test-browser: $(VENV_STAMP) chromium
 	@if ! compgen -G "tests/browser/test_*.py" > /dev/null; then \
 	  echo "browser: tests/browser holds no tests yet; nothing to run"; exit 0; \
 	fi; \
-	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/browser -q
+	OPTBOOK_REQUIRE_SITE=1 $(PYTEST) tests/browser -q && \
+	OPTBOOK_REQUIRE_SITE=1 OPTBOOK_HTML_DIR=_build/html/ja $(PYTEST) $(BROWSER_JA) -q
 
 # The unit tests under another Python, each in a venv of its own
 # (.venv-3.12, ...), set up exactly as .venv is. Not part of `make test`:

@@ -5,12 +5,15 @@ current values (``root.optbookFigure.values``) and asserts that every number
 equals :func:`optbook.figures.scalar_map.summary` at those values, rounded to
 the 3 significant digits the page prints; it returns the readout's text.
 Used by ``test_scalar_map_figure.py`` and by ``test_figures.py``'s walk over
-the built book.
+the built book.  The words are the runtime's (js/src/i18n.js) in the page's
+language (English or Japanese), through ``readout_i18n``.
 """
 from __future__ import annotations
 
 import math
 import re
+
+from readout_i18n import lang_of, pattern, tr
 
 NUMBER = r"(−?[\d.]+(?:e[−+-]?\d+)?|∞|−∞|NaN)"
 
@@ -33,28 +36,33 @@ def check_readout(root, spec) -> str:
     want = SM.summary(spec, v["a"], v["b"], v["c"], v["steps"])
     lines = root.locator(".optbook-fig-readout[aria-live]").inner_text().strip().splitlines()
     k = v["steps"]
-    m = re.fullmatch(rf"after {k} steps?: (.*)", lines[0].strip())
+    lang = lang_of(root)
+    after = "after {steps} step: {marks}" if k == 1 else "after {steps} steps: {marks}"
+    m = re.fullmatch(pattern(after, lang, steps=str(k), marks=".*"), lines[0].strip())
     assert m, lines[0]
-    marks = re.findall(rf"s = {NUMBER} → {NUMBER}", m.group(1))
+    marks = re.findall(rf"s = {NUMBER} → {NUMBER}", m["marks"])
     assert len(marks) == len(want["marks"])
     for (s, value), (ws, wv) in zip(marks, want["marks"]):
         assert _number(s) == _g3(ws)
         got = _number(value)
         assert (math.isnan(got) and math.isnan(wv)) or got == _g3(wv), (lines[0], wv)
     level = re.escape(f"{spec['threshold']:.3g}")
-    m = re.fullmatch(rf"smallest s reaching {level}: (none on the axis|{NUMBER})", lines[1].strip())
+    none = re.escape(tr("none on the axis", lang))
+    m = re.fullmatch(pattern("smallest s reaching {threshold}: ", lang, threshold=level)
+                     + f"({none}|{NUMBER})", lines[1].strip())
     assert m, lines[1]
     if want["reaching"] is None:
-        assert m.group(1) == "none on the axis"
+        assert m.group(2) == tr("none on the axis", lang)
     else:
-        assert _number(m.group(1)) == _g3(want["reaching"]), (lines[1], want["reaching"])
+        assert _number(m.group(2)) == _g3(want["reaching"]), (lines[1], want["reaching"])
     if want["overflow"] is not None:
-        m = re.fullmatch(rf"overflows from s = {NUMBER}", lines[2].strip())
+        m = re.fullmatch(pattern("overflows from s = {s}", lang, s=NUMBER), lines[2].strip())
         assert m and _number(m.group(1)) == _g3(want["overflow"]), (lines[2], want["overflow"])
     else:
-        m = re.fullmatch(rf"largest value: {NUMBER} at s = {NUMBER} \(overshoot {NUMBER}\)",
-                         lines[2].strip())
+        m = re.fullmatch(pattern("largest value: {v} at s = {s} (overshoot {over})", lang,
+                                 v=NUMBER, s=NUMBER, over=NUMBER), lines[2].strip())
         assert m, lines[2]
         value, at = want["largest"]
-        assert [_number(g) for g in m.groups()] == [_g3(value), _g3(at), _g3(max(0.0, value - 1))]
+        assert [_number(m[g]) for g in ("v", "s", "over")] == [
+            _g3(value), _g3(at), _g3(max(0.0, value - 1))]
     return "\n".join(lines)

@@ -4,11 +4,17 @@ The page computes its readouts in JavaScript (``js/src/runs.js``,
 ``js/src/heatmap.js``); these functions say the same thing from the stored
 numbers with numpy-free Python arithmetic in the same order, so the strings
 must match exactly.  Numbers are written as d3's ``.4~g`` (4 significant
-digits) and ``String(x)`` (shortest round trip) write them.
+digits) and ``String(x)`` (shortest round trip) write them.  The words are the
+runtime's (``js/src/i18n.js``) in the page's language, ``lang`` ("en" or "ja"),
+through ``readout_i18n.tr``; labels and titles come from the spec as the page
+holds it (already translated in the Japanese build).
 """
 from __future__ import annotations
 
 import math
+import re
+
+from readout_i18n import lang_of, pattern, tr
 
 
 def g4(v: float) -> str:
@@ -74,7 +80,7 @@ def _range(xs) -> str:
     return f"{g4(min(xs))}–{g4(max(xs))}"
 
 
-def series_line(panel: dict, label: str, data: dict) -> str:
+def series_line(panel: dict, label: str, data: dict, lang: str = "en") -> str:
     """The readout line of one series (runs.js seriesReadout)."""
     xs = data.get("x") or panel["x"]["values"]
     seeds = data["y"]
@@ -86,25 +92,30 @@ def series_line(panel: dict, label: str, data: dict) -> str:
         for t, v in enumerate(mean):
             if ok(v) and (k < 0 or v < mean[k]):
                 k = t
-        lost = [f"{xname} {js_str(x)}: {c} of {len(seeds)} seeds diverged"
+        lost = [tr("{x} {value}: {count} of {seeds} seeds diverged", lang,
+                   x=xname, value=js_str(x), count=c, seeds=len(seeds))
                 for x, c in ((x, sum(not ok(y[t]) for y in seeds)) for t, x in enumerate(xs)) if c]
         if k < 0:
-            return f"{label}: no {xname} where every seed finished"
+            return tr("{label}: no {x} where every seed finished", lang, label=label, x=xname)
         at = [y[k] for y in seeds]
-        text = (f"{label}: lowest {what}{g4(mean[k])}" + (f" ({_range(at)})" if len(seeds) > 1 else "")
-                + f" at {xname} = {g4(xs[k])}")
+        text = (tr("{label}: lowest {what}{value}", lang, label=label, what=what, value=g4(mean[k]))
+                + (f" ({_range(at)})" if len(seeds) > 1 else "")
+                + tr(" at {x} = {value}", lang, x=xname, value=g4(xs[k])))
         return f"{text}; {', '.join(lost)}" if lost else text
     bad = [first_bad(y) for y in seeds]
-    diverged = [f"seed {i} diverged at {xname} {js_str(xs[k])}" for i, k in enumerate(bad) if k >= 0]
+    diverged = [tr("seed {seed} diverged at {x} {value}", lang, seed=i, x=xname, value=js_str(xs[k]))
+                for i, k in enumerate(bad) if k >= 0]
     if all(k >= 0 for k in bad):
         at = min(bad)
-        return (f"{label}: every seed diverged (first at {xname} {js_str(xs[at])})" if len(seeds) > 1
-                else f"{label}: diverged at {xname} {js_str(xs[at])}")
+        return tr("{label}: every seed diverged (first at {x} {value})" if len(seeds) > 1
+                  else "{label}: diverged at {x} {value}", lang,
+                  label=label, x=xname, value=js_str(xs[at]))
     live = [y for y, k in zip(seeds, bad) if k < 0]
     finals = [y[-1] for y in live]
     mean = sum(finals) / len(finals)
-    text = f"{label}: final {what}{g4(mean)}" + (
-        f" ({_range(finals)}) over {len(live)} seeds" if len(live) > 1 else "")
+    text = tr("{label}: final {what}{value}", lang, label=label, what=what, value=g4(mean)) + (
+        tr(" ({range}) over {count} seeds", lang, range=_range(finals), count=len(live))
+        if len(live) > 1 else "")
     return f"{text}; {', '.join(diverged)}" if diverged else text
 
 
@@ -115,7 +126,7 @@ def point_of(spec: dict, index: dict) -> dict:
     return spec["points"][k]
 
 
-def runs_readout(spec: dict, index: dict) -> list[str]:
+def runs_readout(spec: dict, index: dict, lang: str = "en") -> list[str]:
     """Every line of a runs figure's readout list at the grid point ``index``."""
     point = point_of(spec, index)
     lines = []
@@ -124,33 +135,35 @@ def runs_readout(spec: dict, index: dict) -> list[str]:
             d = data["series"].get(s["name"])
             if d is None:
                 continue
-            lines.append(s["label"] if p["readout"] == "none" else series_line(p, s["label"], d))
+            lines.append(s["label"] if p["readout"] == "none" else series_line(p, s["label"], d, lang))
         for m in p.get("marks", []) + data.get("marks", []):
             if m.get("label"):
                 lines.append(m["label"])
     return lines + list(point.get("notes", []))
 
 
-def cell_text(spec: dict, panel: dict, row: int, col: int) -> str:
+def cell_text(spec: dict, panel: dict, row: int, col: int, lang: str = "en") -> str:
     """heatmap.js cellText."""
     seeds = [s[row][col] for s in panel["values"]]
     live = [v for v in seeds if ok(v)]
     where = (f"{spec['x']['label']} = {spec['x']['labels'][col]}, "
              f"{spec['y']['label']} = {spec['y']['labels'][row]}")
     if not live:
-        return f"{panel['label']}, {where}: every seed diverged"
+        return tr("{panel}, {where}: every seed diverged", lang, panel=panel["label"], where=where)
     mean = sum(live) / len(live)
     spread = f" ({g4(min(live))}–{g4(max(live))})" if len(seeds) > 1 else ""
     lost = len(seeds) - len(live)
-    lost_text = f", {lost} of {len(seeds)} seeds diverged" if lost else ""
-    shown = ", ".join(js_str(v) if ok(v) else "diverged" for v in seeds)
-    return (f"{panel['label']}, {where}: {spec['value']['label']} mean {g4(mean)}{spread}; "
-            f"seeds {shown}{lost_text}")
+    lost_text = tr(", {count} of {seeds} seeds diverged", lang, count=lost, seeds=len(seeds)) if lost else ""
+    shown = ", ".join(js_str(v) if ok(v) else tr("diverged", lang) for v in seeds)
+    return tr("{panel}, {where}: {value} mean {mean}{spread}; seeds {list}{lost}", lang,
+              panel=panel["label"], where=where, value=spec["value"]["label"], mean=g4(mean),
+              spread=spread, list=shown, lost=lost_text)
 
 
-def hover_values(panel: dict, text: str):
+def hover_values(panel: dict, text: str, lang: str = "en"):
     """(x as written, {series label: [seed values, None where diverged]}) from a hover line
-    of a runs panel: "<title>, <x name> = <x>: <label>: v, v, v (mean m); <label>: ..."."""
+    of a runs panel: "<title>, <x name> = <x>: <label>: v, v, v (mean m); <label>: ..."
+    (the mean and "[at x]" notes in ``lang``'s words)."""
     xname = panel["x"].get("symbol") or panel["x"]["label"]
     prefix = f"{panel['title']}, {xname} = " if panel["title"] else f"{xname} = "
     assert text.startswith(prefix), (prefix, text)
@@ -158,8 +171,9 @@ def hover_values(panel: dict, text: str):
     out = {}
     for part in body.split("; "):
         label, _, values = part.rpartition(": ")
-        values = values.split(" (mean")[0].split(" [at")[0]
-        out[label] = [None if v == "diverged" else float(v) for v in values.split(", ")]
+        values = re.sub(f"(?:{pattern(' (mean {value})', lang, value='.*?')})?"
+                        f"(?:{pattern(' [at {x}]', lang, x='.*?')})?$", "", values)
+        out[label] = [None if v == tr("diverged", lang) else float(v) for v in values.split(", ")]
     return x, out
 
 
@@ -174,10 +188,11 @@ def walk_runs_figure(page, root, spec) -> int:
     readout list match the spec's stored point; the figure changes at every position.
     Returns how many positions were checked."""
     index = {a["name"]: a["value"] for a in spec["axes"]}
+    lang = lang_of(root)
     state = lambda: (root.locator(".optbook-fig-headline").inner_text(), tuple(readout_lines(root)))
 
     def check(where):
-        assert readout_lines(root) == runs_readout(spec, index), (where, index)
+        assert readout_lines(root) == runs_readout(spec, index, lang), (where, index)
 
     check("default")
     checked = 1
@@ -233,10 +248,11 @@ def hover_panel(page, root, spec, i: int, fractions=(0.1, 0.5, 0.9)):
     svg.scroll_into_view_if_needed()
     box = svg.bounding_box()
     labels = {s["name"]: s["label"] for s in spec["series"]}
+    lang = lang_of(root)
     seen = []
     for f in fractions:
         page.mouse.move(box["x"] + box["width"] * (54 + f * (430 - 66)) / 430, box["y"] + box["height"] / 2)
-        x, values = hover_values(panel, root.locator(".optbook-fig-hover").inner_text())
+        x, values = hover_values(panel, root.locator(".optbook-fig-hover").inner_text(), lang)
         assert set(values) == {labels[n] for n in data["series"]}
         matched = 0
         for name, d in data["series"].items():

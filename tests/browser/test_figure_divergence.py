@@ -24,6 +24,7 @@ import pytest
 from optbook.figures.plotting import _exit_point
 
 from figure_runs import runs_at
+from readout_i18n import lang_of, pattern, tr
 from site_audit import SITE, WIDTHS, open_page
 
 CHAPTER = SITE / "book" / "03-momentum.html"
@@ -71,7 +72,9 @@ def test_diverged_runs_are_clipped_and_marked_like_jupyterlab(browser, width):
             sliders.nth(i).focus()
             page.keyboard.press("End")
         readout = root.locator(".optbook-fig-readout").first.inner_text()
-        diverged = dict(re.findall(r"^(.+?): diverged at step (\d+)$", readout, re.M))
+        lang = lang_of(root)          # the runtime's words: English or Japanese (js/src/i18n.js)
+        line = pattern("{label}: diverged at step {step}", lang, label=".+?", step=r"\d+")
+        diverged = dict(re.findall(f"^{line}$", readout, re.M))
         assert len(diverged) >= 1, f"no run diverges with every slider at its end: {readout}"
         panels = root.evaluate(GEOMETRY)
         state = root.evaluate("r => ({values: r.optbookFigure.values,"
@@ -86,7 +89,8 @@ def test_diverged_runs_are_clipped_and_marked_like_jupyterlab(browser, width):
         crossing = [text for text, box in panel["labels"] if _overlap(box, panel["clip"])]
         assert not crossing, f"{panel['label']}: the plot area covers labels {crossing}"
         assert len(panel["crosses"]) == len(diverged), (panel["label"], panel["crosses"], diverged)
-    assert sorted(paths["notes"]) == sorted(f"diverged (step {s})" for s in diverged.values())
+    assert sorted(paths["notes"]) == sorted(tr("diverged (step {step})", lang, step=s)
+                                            for s in diverged.values())
 
     # the X on the path panel stands where optbook.figures.plotting puts it
     land, runs = runs_at(spec, state)

@@ -30,6 +30,12 @@ every request to another host blocked and recorded.  For every figure:
 
 Also: no chapter page is over 400 KB of HTML, and no page requests anything
 from another host.
+
+Either edition: on the Japanese one (``OPTBOOK_HTML_DIR=_build/html/ja``,
+``make test-browser`` runs it) the runtime writes its readouts in Japanese
+(``js/src/i18n.js``) and the spec's labels are figures.po's; the parsers read
+the runtime's templates in the page's language (``readout_i18n``), so the walk
+checks the same numbers with the same strength.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ import pytest
 
 
 from figure_runs import runs_at
+from readout_i18n import english_of, lang_of, lang_of_file, pattern, ui_text
 from scalar_map_readout import check_readout as check_scalar_map_readout
 from stored_readout import cell_text, hover_panel, hover_values, js_str, walk_runs_figure
 
@@ -90,17 +97,21 @@ def test_no_chapter_page_is_over_400_kb():
     assert not big, f"pages over {MAX_PAGE_BYTES} bytes: {big}"
 
 
-def _readout_numbers(text: str):
-    """[(label, "diverged", step) | (label, "gap", value)] from the readout lines."""
+def _readout_numbers(text: str, lang: str = "en"):
+    """[(label, "diverged", step) | (label, "gap", value)] from the readout lines,
+    written in ``lang`` (the runtime's templates, js/src/i18n.js)."""
+    diverged = pattern("{label}: diverged at step {step}", lang, label=".+?", step=r"\d+")
+    gap = pattern("{label}: f − f* after {steps} steps = {value}", lang,
+                  label=".+?", steps=r"\d+", value=r"\S+")
     out = []
     for line in text.strip().splitlines():
-        m = re.match(r"(.+?): diverged at step (\d+)$", line.strip())
+        m = re.fullmatch(diverged, line.strip())
         if m:
-            out.append((m.group(1), "diverged", int(m.group(2))))
+            out.append((m["label"], "diverged", int(m["step"])))
             continue
-        m = re.match(r"(.+?): f − f\* after (\d+) steps = (\S+)$", line.strip())
+        m = re.fullmatch(gap, line.strip())
         assert m, f"unreadable readout line {line!r}"
-        out.append((m.group(1), "gap", float(m.group(3))))
+        out.append((m["label"], "gap", float(m["value"])))
     return out
 
 
@@ -124,11 +135,13 @@ def _check_schedule_figure(root, spec):
                 for s in (shape, "constant")]
     lines = root.locator(".optbook-fig-readout").inner_text().strip().splitlines()
     assert len(lines) == 2, lines
+    line_re = pattern("{label}: expected loss at step {mid} = {a}, after {steps} steps = {b}",
+                      lang_of(root), label=".+?", mid=str(mid), steps=str(steps),
+                      a=r"\S+", b=r"\S+")
     for line, loss in zip(lines, expected):
-        m = re.match(rf"(.+?): expected loss at step {mid} = (\S+), after {steps} steps = (\S+)$",
-                     line.strip())
+        m = re.fullmatch(line_re, line.strip())
         assert m, f"unreadable readout line {line!r}"
-        for shown, want in ((m.group(2), loss[mid]), (m.group(3), loss[-1])):
+        for shown, want in ((m["a"], loss[mid]), (m["b"], loss[-1])):
             assert math.isclose(float(shown), float(f"{want:.3g}"), rel_tol=1e-12), (line, v, want)
 
 
@@ -143,7 +156,7 @@ def _check_against_optbook(root, spec):
         choice: r.querySelector("select") ? r.querySelector("select").selectedIndex : 0})""")
     land, runs = runs_at(spec, state)
     values = state["values"]
-    shown = _readout_numbers(root.locator(".optbook-fig-readout").inner_text())
+    shown = _readout_numbers(root.locator(".optbook-fig-readout").inner_text(), lang_of(root))
     assert len(shown) == len(spec["optimizers"])
     for (label, kind, number), opt in zip(shown, spec["optimizers"]):
         run = runs[opt["name"]]
@@ -224,13 +237,15 @@ def test_every_control_of_every_figure_responds(browser, path):
 def _walk_heatmap(root, spec):
     """Every cell of every panel, hovered: the readout names its coordinates and seeds."""
     cells = root.locator(".optbook-heat-cell")
+    lang = lang_of(root)
     ny, nx = len(spec["y"]["values"]), len(spec["x"]["values"])
     assert cells.count() == len(spec["panels"]) * ny * nx
     for p, panel in enumerate(spec["panels"]):
         for r in range(ny):
             for c in range(nx):
                 cells.nth((p * ny + r) * nx + c).hover()
-                assert root.locator(".optbook-fig-hover").inner_text() == cell_text(spec, panel, r, c)
+                assert root.locator(".optbook-fig-hover").inner_text() == cell_text(
+                    spec, panel, r, c, lang)
 
 
 def _check_phase_click(page, root):
@@ -253,7 +268,8 @@ def test_without_scripts_the_reader_sees_the_image_and_how_to_get_the_live_figur
     root = page.locator(".optbook-figure").first
     assert root.locator("img.optbook-figure-static").is_visible()
     note = root.locator(".optbook-figure-note")
-    assert note.is_visible() and "enable JavaScript" in note.inner_text()
+    from optbook.figures.static import NO_SCRIPT_NOTE
+    assert note.is_visible() and note.inner_text().strip() == ui_text(NO_SCRIPT_NOTE, lang_of_file(path))
     assert root.locator("input, select").count() == 0, "no control that would do nothing"
     context.close()
 
@@ -278,7 +294,8 @@ def _stored_figure(browser, name, title_start):
     roots = page.locator('.optbook-figure[data-optbook-kind="runs"]')
     for i in range(roots.count()):
         spec = json.loads(roots.nth(i).locator("script.optbook-figure-spec").text_content())
-        if spec["panels"] and roots.nth(i).locator("img").get_attribute("alt").startswith(title_start):
+        alt = english_of(roots.nth(i).locator("img").get_attribute("alt"), lang_of(page))
+        if spec["panels"] and alt.startswith(title_start):
             return page, roots.nth(i), spec, errors
     pytest.fail(f"no stored-runs figure titled {title_start!r} on {name}")
 
@@ -293,7 +310,8 @@ def _keyboard_read(page, root, spec, panel, presses):
     page.keyboard.press("Home")
     for _ in range(presses):
         page.keyboard.press("ArrowRight")
-    return hover_values(spec["panels"][panel], root.locator(".optbook-fig-hover").inner_text())
+    return hover_values(spec["panels"][panel], root.locator(".optbook-fig-hover").inner_text(),
+                        lang_of(page))
 
 
 def test_range_test_figure_shows_optbooks_range_test(browser):
@@ -303,13 +321,14 @@ def test_range_test_figure_shows_optbooks_range_test(browser):
 
     page, root, spec, errors = _stored_figure(browser, "07-optimizer-and-lr.html", "LR range test")
     root.locator('[data-optbook-axis="optimizer"]').select_option(label="sgd")
-    root.locator('[data-optbook-axis="seed"]').select_option(label="seed 1")
+    lang = lang_of(page)
+    root.locator('[data-optbook-axis="seed"]').select_option(label=ui_text("seed 1", lang))
     set_seed(0)
     test = lr_finder.range_test("sgd", seed=1)
     x, values = _keyboard_read(page, root, spec, 0, 10)
     assert float(x) == pytest.approx(test.lrs[10], rel=1e-5)
-    assert values["minibatch loss"] == [_r4(test.losses[10])]
-    assert values["smoothed (β = 0.98)"] == [_r4(test.smoothed[10])]
+    assert values[ui_text("minibatch loss", lang)] == [_r4(test.losses[10])]
+    assert values[ui_text("smoothed (β = 0.98)", lang)] == [_r4(test.smoothed[10])]
     assert not errors, errors
     page.close()
 
@@ -330,6 +349,7 @@ def test_symptom_figure_shows_optbooks_runs(browser):
             for seed in (0, 1, 2)]
     x, values = _keyboard_read(page, root, spec, 0, 40)
     assert x == "41"
-    assert values["SGD + momentum"] == [_r4(r.history.train_loss[40]) for r in runs]
+    assert values[ui_text("SGD + momentum", lang_of(page))] == [
+        _r4(r.history.train_loss[40]) for r in runs]
     assert not errors, errors
     page.close()
