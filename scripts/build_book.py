@@ -78,19 +78,30 @@ def japanese_overrides() -> dict:
     }
 
 
-def glossary_terms_ja(glossary: Path = GLOSSARY) -> list[str]:
-    """The Japanese terms of the glossary: the unindented lines of its
-    ``{glossary}`` block that hold Japanese characters."""
-    terms, inside = [], False
+def glossary_entries(glossary: Path = GLOSSARY) -> list[list[str]]:
+    """The glossary's entries, each the list of its term lines (the English
+    term, then the article's Japanese one when there is one): the unindented
+    lines of the ``{glossary}`` block, an indented definition closing each."""
+    entries, inside, in_definition = [], False, True
     for line in glossary.read_text(encoding="utf-8").splitlines():
         if line.startswith("```{glossary}"):
             inside = True
         elif inside and line.startswith("```"):
             inside = False
-        elif inside and line and not line[0].isspace() and not line.startswith(":") \
-                and CJK.search(line):
-            terms.append(line.strip())
-    return sorted(set(terms))
+        elif inside and line.strip() and not line.startswith(":"):
+            if line[0].isspace():
+                in_definition = True
+            else:
+                if in_definition:
+                    entries.append([])
+                    in_definition = False
+                entries[-1].append(line.strip())
+    return entries
+
+
+def glossary_terms_ja(glossary: Path = GLOSSARY) -> list[str]:
+    """The Japanese terms of the glossary (term lines with Japanese characters)."""
+    return sorted({t for entry in glossary_entries(glossary) for t in entry if CJK.search(t)})
 
 
 def write_search_dictionary(path: Path = SEARCH_DICTIONARY) -> Path:

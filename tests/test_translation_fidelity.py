@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import collections
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import build_book  # noqa: E402
 CATALOGS = ROOT / "locales" / "ja" / "LC_MESSAGES" / "book"
 GLOSSARY = ROOT / "book" / "glossary.md"
 
@@ -43,20 +47,8 @@ KEEP_CONTENT = ("eq", "numref", "math")
 
 def glossary_index() -> dict[str, int]:
     """Each term of the glossary (lower-cased) -> its entry's number."""
-    block = GLOSSARY.read_text(encoding="utf-8").split("```{glossary}", 1)[1]
-    block = block.split("\n```", 1)[0]
-    index, entry, in_definition = {}, -1, True
-    for line in block.splitlines()[1:]:
-        if not line.strip() or line.startswith(":"):
-            continue
-        if line[0] in " \t":
-            in_definition = True
-            continue
-        if in_definition:            # a term line after a definition opens an entry
-            entry += 1
-            in_definition = False
-        index[line.strip().lower()] = entry
-    return index
+    return {term.lower(): i for i, entry in enumerate(build_book.glossary_entries(GLOSSARY))
+            for term in entry}
 
 
 TERMS = glossary_index()

@@ -12,12 +12,16 @@ the translation rightly says it otherwise, are listed with the reason.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import build_book  # noqa: E402
 CATALOGS = ROOT / "locales" / "ja" / "LC_MESSAGES" / "book"
 GLOSSARY = ROOT / "book" / "glossary.md"
 CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -49,22 +53,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
 
 def term_pairs() -> list[tuple[str, list[str]]]:
     """[(English term, [the article's Japanese terms])] for entries that have one."""
-    block = GLOSSARY.read_text(encoding="utf-8").split("```{glossary}", 1)[1]
-    block = block.split("\n```", 1)[0]
-    entries, current, in_definition = [], None, True
-    for line in block.splitlines()[1:]:
-        if not line.strip() or line.startswith(":"):
-            continue
-        if line[0] in " \t":
-            in_definition = True
-            continue
-        if in_definition:
-            current = []
-            entries.append(current)
-            in_definition = False
-        current.append(line.strip())
-    return [(e[0], [t for t in e[1:] if CJK.search(t)]) for e in entries
-            if any(CJK.search(t) for t in e[1:])]
+    return [(e[0], [t for t in e[1:] if CJK.search(t)])
+            for e in build_book.glossary_entries(GLOSSARY) if any(CJK.search(t) for t in e[1:])]
 
 
 PAIRS = term_pairs()
