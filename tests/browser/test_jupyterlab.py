@@ -276,13 +276,16 @@ def _site_page(name: str) -> dict:
     """What the built site prints on a chapter's page: citations, equation and item numbers."""
     import bs4
 
-    site = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html"))
+    # the English edition (_build/html/book/ holds only redirects to en/)
+    site = Path(os.environ.get("OPTBOOK_SITE_DIR", ROOT / "_build" / "html" / "en"))
     page = site / "book" / name.replace(".ipynb", ".html")
     if not page.is_file():
         if REQUIRE:
             pytest.fail(f"no built site at {site}: run `make book` first")
         pytest.skip(f"no built site at {site}")
     soup = bs4.BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    # a chapter page, not a redirect: every chapter cites something
+    assert soup.select("span.bibtex-citation"), f"{page} is not a chapter page (a redirect?)"
 
     def text(node):
         return " ".join(node.get_text().split())
